@@ -1,0 +1,1 @@
+"""Receivers: OTLP (gRPC, HTTP protobuf/JSON), the in-process SDK exporter, GenAI normalisation."""

@@ -1,0 +1,100 @@
+"""Configuration of the OTLP receiver, in the OpenTelemetry Collector's shape (``protocols.grpc/http``)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field, field_validator, model_validator
+
+from sovtel.component import ComponentConfig
+
+MIB = 1024 * 1024
+DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
+DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
+DEFAULT_MAX_BYTES = 16 * MIB
+DEFAULT_RETRY_AFTER_S = 1
+# gRPC message lengths are signed 32-bit in grpc core.
+GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+def split_endpoint(endpoint: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as (host, port); raises ValueError saying what is wrong."""
+    host, sep, port_text = endpoint.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"endpoint {endpoint!r} must be host:port (e.g. 127.0.0.1:4317; port 0 picks a free one)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"endpoint {endpoint!r}: {host!r} is not an IPv6 address") from None
+    elif ":" in host:
+        raise ValueError(f"endpoint {endpoint!r}: write IPv6 addresses in brackets, e.g. [::1]:4317")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"endpoint {endpoint!r}: port must be a number from 0 to 65535")
+    return host, int(port_text)
+
+
+def _check_endpoint(value: str) -> str:
+    split_endpoint(value)
+    return value
+
+
+class GrpcProtocol(ComponentConfig):
+    """OTLP over gRPC."""
+
+    enabled: bool = True
+    endpoint: str = DEFAULT_GRPC_ENDPOINT
+    max_message_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0, le=GRPC_MAX_MESSAGE_BYTES)
+    max_workers: int = Field(8, ge=1, le=256, description="threads serving requests")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _check_endpoint(value)
+
+
+class HttpProtocol(ComponentConfig):
+    """OTLP over HTTP (protobuf and JSON)."""
+
+    enabled: bool = True
+    endpoint: str = DEFAULT_HTTP_ENDPOINT
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BYTES, gt=0, description="limit on the body, both as sent and after decompression"
+    )
+    read_timeout_s: float = Field(30.0, gt=0, description="idle time after which a client connection is closed")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return _check_endpoint(value)
+
+
+class Protocols(ComponentConfig):
+    """Which transports the receiver serves."""
+
+    grpc: GrpcProtocol = Field(default_factory=lambda: GrpcProtocol.model_validate({}))
+    http: HttpProtocol = Field(default_factory=lambda: HttpProtocol.model_validate({}))
+
+
+class Config(ComponentConfig):
+    """Receiver ``otlp``: OTLP/gRPC and OTLP/HTTP (protobuf or JSON, optionally gzip) for traces, metrics, logs."""
+
+    protocols: Protocols = Field(default_factory=lambda: Protocols.model_validate({}))
+    retry_after_s: int = Field(
+        DEFAULT_RETRY_AFTER_S, ge=0, le=3600, description="back-off a client is told to wait when the pipeline is full"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        problems = []
+        grpc, http = self.protocols.grpc, self.protocols.http
+        if not grpc.enabled and not http.enabled:
+            problems.append("at least one of protocols.grpc and protocols.http must be enabled")
+        if grpc.enabled and http.enabled:
+            g, h = split_endpoint(grpc.endpoint), split_endpoint(http.endpoint)
+            if g == h and g[1] != 0:
+                problems.append(f"protocols.grpc and protocols.http cannot share the endpoint {grpc.endpoint}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -1,0 +1,124 @@
+"""What every OTLP transport does with a request body: decode, hand to the consumer, count, classify.
+
+The transports (HTTP, gRPC) only map an ``Outcome`` to their own status codes, so both answer the
+same input the same way and count it under the same reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from collectors.otlp.decode import DecodeError, decode
+from collectors.otlp.otlp_json import request_from_json
+from sovtel.component import Backpressure, Consumer, Rejected
+from sovtel.records import Batch, Signal
+from sovtel.telemetry import ComponentTelemetry
+
+log = logging.getLogger("sovtel.collectors.otlp")
+
+
+class Encoding(enum.Enum):
+    """How a request body is encoded."""
+
+    PROTOBUF = "protobuf"
+    JSON = "json"
+
+
+class Status(enum.Enum):
+    """How a request ended, independent of transport."""
+
+    OK = "ok"
+    BAD_DATA = "bad_data"  # not a valid export request
+    BACKPRESSURE = "backpressure"  # retry later
+    REJECTED = "rejected"  # the pipeline refused the data for good
+    NO_PIPELINE = "no_pipeline"  # this receiver is not wired to the signal
+    INTERNAL = "internal_error"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one export request."""
+
+    status: Status
+    accepted: int = 0
+    dropped: int = 0
+    message: str = ""
+
+
+class Ingest:
+    """Decodes export requests and hands them to the consumers; called on transport threads."""
+
+    def __init__(
+        self,
+        telemetry: ComponentTelemetry,
+        consumers: Mapping[Signal, Consumer],
+        meta: Mapping[str, str] | None = None,
+    ) -> None:
+        self.telemetry = telemetry
+        self.consumers = dict(consumers)
+        self.meta = dict(meta or {})
+
+    def refused(self, reason: str) -> None:
+        """Count a request refused before it reached ``handle`` (transport-level problems)."""
+        self.telemetry.refused(reason)
+
+    def _refuse(self, status: Status, message: str) -> Outcome:
+        self.telemetry.refused(status.value)
+        return Outcome(status, message=message)
+
+    def handle(self, signal: Signal, body: bytes, encoding: Encoding, transport: str) -> Outcome:
+        """Decode ``body`` and give it to the signal's consumer; never raises."""
+        consumer = self.consumers.get(signal)
+        if consumer is None:
+            return self._refuse(Status.NO_PIPELINE, f"this receiver has no {signal.value} pipeline")
+        try:
+            payload = body if encoding is Encoding.PROTOBUF else request_from_json(signal, body).SerializeToString()
+            table = decode(signal, payload)
+        except DecodeError as exc:
+            return self._refuse(Status.BAD_DATA, str(exc))
+        except Exception:  # a decoder bug must cost one request, not the server
+            log.exception("decoding a %s %s request failed unexpectedly", transport, signal.value)
+            return self._refuse(Status.INTERNAL, "internal error while decoding the request")
+        rows = table.num_rows
+        if rows == 0:
+            return Outcome(Status.OK)
+        batch = Batch(signal, table, {**self.meta, "transport": transport, "encoding": encoding.value})
+        try:
+            result = consumer.consume(batch)
+        except Backpressure as exc:
+            return self._refuse(Status.BACKPRESSURE, f"pipeline is full, retry later ({exc})")
+        except Rejected as exc:
+            return self._refuse(Status.REJECTED, f"pipeline refused the data: {exc}")
+        except Exception:
+            log.exception("consumer of %s failed", signal.value)
+            return self._refuse(Status.INTERNAL, "internal error in the pipeline")
+        self.telemetry.received(signal.value, rows)
+        dropped = min(max(result.dropped, 0), rows)
+        message = f"{dropped} of {rows} records were dropped by the pipeline" if dropped else ""
+        return Outcome(Status.OK, accepted=rows - dropped, dropped=dropped, message=message)
+
+
+_RESPONSES: dict[Signal, tuple[type[Message], str]] = {
+    Signal.TRACES: (ExportTraceServiceResponse, "rejected_spans"),
+    Signal.LOGS: (ExportLogsServiceResponse, "rejected_log_records"),
+    Signal.METRICS: (ExportMetricsServiceResponse, "rejected_data_points"),
+}
+
+
+def export_response(signal: Signal, outcome: Outcome) -> Message:
+    """The Export*ServiceResponse for a successful request, with partial_success if rows were dropped."""
+    cls, rejected_field = _RESPONSES[signal]
+    response = cls()
+    if outcome.dropped:
+        partial = response.partial_success  # type: ignore[attr-defined]
+        setattr(partial, rejected_field, outcome.dropped)
+        partial.error_message = outcome.message
+    return response

@@ -1,0 +1,119 @@
+"""Provisioning with grafana-client: a folder, the two data sources and the dashboards, idempotently.
+
+Run it again and nothing is duplicated: the folder and data sources are found by uid and updated,
+dashboards are saved with ``overwrite``. Secrets reach Grafana only in ``secureJsonData``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from grafana_client.client import GrafanaClientError
+
+from dashboards import grafana
+from dashboards.model import DATASOURCE_TYPES, DATASOURCE_UIDS, Dashboard, Source
+
+FOLDER_UID = "sovtel"
+FOLDER_TITLE = "sovtel"
+
+
+@dataclass
+class ProvisionReport:
+    """What a run did to each object: ``created`` or ``updated``."""
+
+    folder: str = ""
+    datasources: dict[str, str] = field(default_factory=dict)
+    dashboards: dict[str, str] = field(default_factory=dict)
+
+
+def clickhouse_datasource(url: str, database: str, password: str | None = None) -> dict[str, Any]:
+    """The ClickHouse data source (grafana-clickhouse-datasource v4) for an ``http(s)://user@host:port`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"ClickHouse URL must be http(s)://[user@]host[:port], got {url!r}")
+    if parts.password:
+        raise ValueError("put the ClickHouse password in a secret reference, not in the URL")
+    secure = parts.scheme == "https"
+    ds: dict[str, Any] = {
+        "uid": DATASOURCE_UIDS[Source.CLICKHOUSE],
+        "name": "sovtel ClickHouse",
+        "type": DATASOURCE_TYPES[Source.CLICKHOUSE],
+        "access": "proxy",
+        "jsonData": {
+            "host": parts.hostname,
+            "port": parts.port or (8443 if secure else 8123),
+            "protocol": "http",
+            "secure": secure,
+            "username": parts.username or "default",
+            "defaultDatabase": database,
+        },
+    }
+    if password:
+        ds["secureJsonData"] = {"password": password}
+    return ds
+
+
+def prometheus_datasource(url: str) -> dict[str, Any]:
+    """The Prometheus data source for ``url``."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"Prometheus URL must be http(s)://…, got {url!r}")
+    return {
+        "uid": DATASOURCE_UIDS[Source.PROMETHEUS],
+        "name": "sovtel Prometheus",
+        "type": DATASOURCE_TYPES[Source.PROMETHEUS],
+        "access": "proxy",
+        "url": url,
+        "jsonData": {"httpMethod": "POST"},
+    }
+
+
+def _missing(exc: GrafanaClientError) -> bool:
+    return bool(exc.status_code == 404)
+
+
+def provision(api: Any, dashboards: Iterable[Dashboard], datasources: Iterable[dict[str, Any]],
+              folder_uid: str = FOLDER_UID, folder_title: str = FOLDER_TITLE) -> ProvisionReport:
+    """Create or update the folder, the data sources and the dashboards; safe to run repeatedly.
+
+    ``api`` is a ``grafana_client.GrafanaApi`` (typed Any: its element methods carry no annotations).
+    """
+    report = ProvisionReport()
+    try:
+        folder = api.folder.get_folder(folder_uid)
+        if folder.get("title") != folder_title:
+            api.folder.update_folder(folder_uid, title=folder_title, overwrite=True)
+        report.folder = "updated"
+    except GrafanaClientError as exc:
+        if not _missing(exc):
+            raise
+        api.folder.create_folder(folder_title, uid=folder_uid)
+        report.folder = "created"
+    for ds in datasources:
+        uid = ds["uid"]
+        try:
+            api.datasource.get_datasource_by_uid(uid)
+            api.datasource.update_datasource_by_uid(uid, ds)
+            report.datasources[uid] = "updated"
+        except GrafanaClientError as exc:
+            if not _missing(exc):
+                raise
+            api.datasource.create_datasource(ds)
+            report.datasources[uid] = "created"
+    for d in dashboards:
+        try:
+            api.dashboard.get_dashboard(d.uid)
+            action = "updated"
+        except GrafanaClientError as exc:
+            if not _missing(exc):
+                raise
+            action = "created"
+        model = grafana.build(d)
+        model.pop("id", None)
+        api.dashboard.update_dashboard(
+            {"dashboard": model, "folderUid": folder_uid, "overwrite": True, "message": "provisioned by sovtel"}
+        )
+        report.dashboards[d.uid] = action
+    return report

@@ -1,0 +1,1 @@
+"""Processors: one module per transformation (minimise, pii, pseudonymise, generalise, dp, classify)."""

@@ -1,0 +1,204 @@
+"""``sovtel quality report|drift``: hallucination-rate and drift jobs on a store, for people and CronJobs.
+
+Exit codes: 0 success (``drift``: no drift, or too little data to test), 1 drift detected
+(``drift`` only), 2 bad input, 3 the store or the job failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from prometheus_client import CollectorRegistry
+
+from quality.drift import DriftConfig, DriftConfigError, load_drift_config
+from quality.jobs import QualityJobError, check_database, run_drift, save_drift
+from quality.metrics import QualityMetrics
+from quality.report import build_report, publish, render_drift_text, render_html, render_text, save_report
+from quality.windows import Window, WindowError, parse_window
+from storage.backend import Store, StoreConfig, StoreError
+from storage.cli import store_from_url
+
+EXIT_DRIFT = 1
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    click.echo(f"sovtel quality: {message}", err=True)
+    sys.exit(code)
+
+
+def _store_options(fn: F) -> F:
+    for option in reversed((
+        click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Embedded store directory."),
+        click.option("--url", help="ClickHouse HTTP(S) URL (http://reader@host:8123) or a chdb:// DSN."),
+        click.option("--user", help="User name for --url (overrides one in the URL)."),
+        click.option("--password-env", help="Environment variable holding the password for --url."),
+        click.option("--database", default="sovtel", show_default=True, help="The tier database to read."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+def open_store(store_dir: Path | None, url: str | None, user: str | None, password_env: str | None) -> Store:
+    """The store named on the command line (exactly one of --store and --url)."""
+    if (store_dir is None) == (url is None):
+        _fail(EXIT_BAD_INPUT, "give exactly one of --store DIR or --url URL")
+    if store_dir is not None:
+        if not store_dir.is_dir():
+            _fail(EXIT_BAD_INPUT, f"--store {store_dir}: no such directory")
+        if user or password_env:
+            _fail(EXIT_BAD_INPUT, "--user and --password-env only apply to --url")
+        return Store.from_config(StoreConfig(path=store_dir))
+    assert url is not None
+    if url.startswith("chdb://"):
+        return Store.from_config(StoreConfig(dsn=url))
+    return store_from_url(url, user, password_env)
+
+
+def _window(text: str, option: str) -> Window:
+    try:
+        return parse_window(text)
+    except WindowError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _drift_config(config: Path | None, alpha: float | None, psi_threshold: float | None,
+                  min_samples: int | None) -> DriftConfig:
+    try:
+        base = load_drift_config(config) if config is not None else DriftConfig()
+    except DriftConfigError as exc:
+        _fail(EXIT_BAD_INPUT, str(exc))
+    overrides = {k: v for k, v in (("alpha", alpha), ("psi_threshold", psi_threshold),
+                                   ("min_samples", min_samples)) if v is not None}
+    try:
+        return DriftConfig.model_validate({**base.model_dump(), **overrides})
+    except ValueError as exc:
+        _fail(EXIT_BAD_INPUT, f"invalid drift setting: {exc}")
+
+
+def _write_metrics(path: Path | None, fill: Callable[[QualityMetrics], None]) -> None:
+    if path is None:
+        return
+    metrics = QualityMetrics(CollectorRegistry())
+    fill(metrics)
+    try:
+        metrics.write(path)
+    except OSError as exc:
+        _fail(EXIT_FAILED, f"cannot write metrics to {path}: {exc.strerror}")
+
+
+@click.group("quality")
+def quality_group() -> None:
+    """ML quality: hallucination rates per model version, version comparisons and drift."""
+
+
+@quality_group.command("report")
+@_store_options
+@click.option("--window", "window_text", default="-7d/now", show_default=True,
+              help="START/END, ISO (2026-11-01T00:00/2026-11-02T00:00) or relative (-2h/-1h, -7d/now).")
+@click.option("--alpha", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.01,
+              show_default=True, help="Significance level of the version comparisons and drift tests.")
+@click.option("--drift-current", default="1d", show_default=True,
+              help="Drift compares the window's last part of this length (e.g. 1d, 6h) with the rest; 'off' skips.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file of drift thresholds (alpha, psi_threshold, min_samples, bins, features …).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page here.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write Prometheus gauges here (node_exporter textfile format).")
+@click.option("--save/--no-save", default=True, show_default=True,
+              help="Write results to the quality_* tables the dashboards read.")
+def report_command(*, store_dir: Path | None, url: str | None, user: str | None, password_env: str | None,
+                   database: str, window_text: str, alpha: float, drift_current: str, config_path: Path | None,
+                   as_json: bool, html_path: Path | None, metrics_file: Path | None, save: bool) -> None:
+    """Hallucination rate per model version per hour and day (Wilson 95% intervals), one-sided tests of
+    'is the newer version worse?', and drift of each model over the window."""
+    window = _window(window_text, "--window")
+    current_seconds: float | None = None
+    if drift_current != "off":
+        try:
+            probe = parse_window(f"-{drift_current.lstrip('-')}/now")
+        except WindowError:
+            raise click.BadParameter("use a duration like 1d, 6h or 30m, or 'off'",
+                                     param_hint="--drift-current") from None
+        current_seconds = probe.seconds
+    cfg = _drift_config(config_path, alpha if config_path is None else None, None, None)
+    store = open_store(store_dir, url, user, password_env)
+    try:
+        check_database(store, database, results=save)
+        report = build_report(store, database, window, alpha=alpha, drift=cfg, drift_current_seconds=current_seconds)
+        if save:
+            save_report(store, report)
+    except QualityJobError as exc:
+        _fail(EXIT_FAILED, str(exc))
+    except StoreError as exc:
+        _fail(EXIT_FAILED, f"store {store.target}: {exc}")
+    finally:
+        store.close()
+    if html_path is not None:
+        try:
+            html_path.write_text(render_html(report), encoding="utf-8")
+        except OSError as exc:
+            _fail(EXIT_FAILED, f"cannot write {html_path}: {exc.strerror}")
+    _write_metrics(metrics_file, lambda m: publish(report, m))
+    click.echo(json.dumps(report.as_dict(), indent=2, default=str) if as_json else render_text(report), nl=False)
+
+
+@quality_group.command("drift")
+@_store_options
+@click.option("--model", "models", multiple=True, required=True,
+              help="Response model (version) to test; repeat for several.")
+@click.option("--reference", "reference_text", required=True, help="Reference window START/END.")
+@click.option("--current", "current_text", required=True, help="Current window START/END.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file of drift thresholds.")
+@click.option("--alpha", type=float, help="Family-wise significance level per model (default 0.01).")
+@click.option("--psi-threshold", type=float, help="Minimum PSI for a significant shift to count (default 0.1).")
+@click.option("--min-samples", type=int, help="Minimum spans per window for a feature to be tested (default 100).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write Prometheus gauges here (node_exporter textfile format).")
+@click.option("--save/--no-save", default=True, show_default=True, help="Write results to quality_drift.")
+def drift_command(*, store_dir: Path | None, url: str | None, user: str | None, password_env: str | None,
+                  database: str, models: tuple[str, ...], reference_text: str, current_text: str,
+                  config_path: Path | None, alpha: float | None, psi_threshold: float | None,
+                  min_samples: int | None, as_json: bool, metrics_file: Path | None, save: bool) -> None:
+    """Test whether request features of MODEL shifted between two windows (KS or chi-square per feature,
+    Holm-corrected, plus PSI). Exits 1 when drift is detected, so a CronJob fails visibly."""
+    reference = _window(reference_text, "--reference")
+    current = _window(current_text, "--current")
+    cfg = _drift_config(config_path, alpha, psi_threshold, min_samples)
+    store = open_store(store_dir, url, user, password_env)
+    try:
+        check_database(store, database, results=save)
+        reports = [run_drift(store, database, m, reference, current, cfg=cfg) for m in models]
+        if save:
+            save_drift(store, database, reference, current, reports)
+    except QualityJobError as exc:
+        _fail(EXIT_FAILED, str(exc))
+    except StoreError as exc:
+        _fail(EXIT_FAILED, f"store {store.target}: {exc}")
+    finally:
+        store.close()
+
+    def fill(metrics: QualityMetrics) -> None:
+        metrics.publish_drift(reports)
+        metrics.job_done("drift")
+
+    _write_metrics(metrics_file, fill)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2))
+    else:
+        click.echo(render_drift_text(reports), nl=False)
+    if any(r.drift for r in reports):
+        sys.exit(EXIT_DRIFT)

@@ -1,0 +1,165 @@
+"""The ``sovtel`` command line: run, config validate, demo, query, and the packages' own command groups.
+
+Exit codes: 0 success, 1 a job found problems or failed at run time, 2 bad input (usage, config).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sovtel import __version__
+from sovtel.config import ConfigError, load_config
+
+# Command groups other packages contribute: (module, attribute). A package that is not there
+# yet simply contributes nothing; one that is there but broken fails loudly.
+PLUGIN_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("storage.cli", "schema_group"),
+    ("storage.serve", "serve_command"),
+    ("processors.cli", "privacy_group"),
+    ("processors.cli", "keys_group"),
+    ("retention.cli", "retention_group"),
+    ("retention.cli", "audit_group"),
+    ("retention.cli", "aiact_group"),
+    ("quality.cli", "quality_group"),
+    ("dashboards.cli", "dashboards_group"),
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sovtel")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """sovtel: sovereignty-aware telemetry for AI inference."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Work with configuration files."""
+
+
+@config_group.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def config_validate(file: Path) -> None:
+    """Validate FILE and report every error with its YAML path; exit 2 if any."""
+    try:
+        cfg = load_config(file)
+    except ConfigError as exc:
+        for line in exc.errors:
+            click.echo(f"{exc.source}: {line}", err=True)
+        click.echo(f"{exc.source}: {len(exc.errors)} error(s)", err=True)
+        sys.exit(2)
+    n = len(cfg.service.pipelines)
+    click.echo(f"{file}: valid ({n} pipeline(s), {len(cfg.components)} component(s))")
+
+
+@cli.command("run")
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def run(config_path: Path) -> None:
+    """Run the collector pipelines of a configuration until SIGTERM or Ctrl-C."""
+    from sovtel.pipeline import Service
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    service = Service(cfg)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        service.start()
+    except Exception as exc:
+        click.echo(f"sovtel: start-up failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"sovtel: running {len(cfg.service.pipelines)} pipeline(s); metrics on port {service.metrics_port}")
+    stop.wait()
+    click.echo("sovtel: shutting down (draining queues)")
+    service.shutdown()
+
+
+@cli.command("demo")
+@click.option("--duration", type=click.FloatRange(1, 3600), default=30.0, show_default=True, help="Seconds of traffic.")
+@click.option("--rate", type=click.IntRange(1, 100_000), default=200, show_default=True, help="Requests per second.")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Keep the embedded store here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(duration: float, rate: int, store: Path | None, as_json: bool, seed: int) -> None:
+    """Run the pipeline on an embedded store with synthetic GenAI traffic over real OTLP; print a summary."""
+    from sovtel.demo import run_demo
+
+    summary = run_demo(duration=duration, rate=rate, store=store, seed=seed, show_progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        from sovtel.demo import print_summary
+
+        print_summary(summary)
+    failed = [k for k, v in summary["jobs"].items() if v.startswith("FAILED")]
+    if summary["stored"]["spans"] <= 0 or failed:
+        sys.exit(1)
+
+
+@cli.command("query")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), help="Embedded store directory.")
+@click.option("--url", help="ClickHouse HTTP URL, e.g. http://reader@127.0.0.1:8123 (or a sovtel serve).")
+@click.option("--password-env", help="Environment variable holding the password for --url.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "tsv"]), default="table", show_default=True)
+@click.argument("sql")
+def query(store: Path | None, url: str | None, password_env: str | None, fmt: str, sql: str) -> None:
+    """Run read-only SQL against a store and print the result."""
+    from sovtel.query import QueryError, run_query
+
+    try:
+        columns, rows = run_query(sql, store=store, url=url, password_env=password_env)
+    except QueryError as exc:
+        click.echo(f"sovtel query: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=2))
+    elif fmt == "tsv":
+        click.echo("\t".join(columns))
+        for r in rows:
+            click.echo("\t".join("" if v is None else str(v) for v in r))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(*columns)
+        for r in rows:
+            t.add_row(*("" if v is None else str(v) for v in r))
+        Console().print(t)
+
+
+def _mount_plugins(group: click.Group) -> None:
+    for module_name, attr in PLUGIN_COMMANDS:
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        command = getattr(module, attr, None)
+        if isinstance(command, click.Command):
+            group.add_command(command)
+
+
+_mount_plugins(cli)
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="sovtel")

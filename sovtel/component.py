@@ -1,0 +1,108 @@
+"""The contracts every receiver, processor and exporter implements, and what the runtime hands them.
+
+A component module (``collectors/<type>.py``, ``processors/<type>.py``, ``storage/<type>.py`` or a
+package of that name) exposes ``Config`` (a pydantic model, ``extra="forbid"``) and
+``create(ctx, config) -> component``. The runtime finds it by its type name; adding a component
+touches no core file.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from sovtel.records import Batch, Signal
+from sovtel.telemetry import ComponentTelemetry
+
+
+class ComponentConfig(BaseModel):
+    """Base of every component's configuration: unknown keys are errors, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExportResult(enum.Enum):
+    """Outcome of an export; exporters return it and never raise into the pipeline."""
+
+    SUCCESS = "success"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+
+
+class Backpressure(Exception):
+    """The pipeline cannot accept more data now; receivers answer retryable (429 / RESOURCE_EXHAUSTED)."""
+
+
+class Rejected(Exception):
+    """The data was refused for good (e.g. a processor could not handle it safely); answer 4xx."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What ``Consumer.consume`` returns: rows taken into the pipeline and rows dropped on the way."""
+
+    accepted: int
+    dropped: int = 0
+
+
+class Consumer(Protocol):
+    """The pipeline entry a receiver hands decoded batches to."""
+
+    def consume(self, batch: Batch) -> Accepted:
+        """Process and enqueue ``batch``; called on the receiver's thread; raises Backpressure or Rejected."""
+        ...
+
+
+@runtime_checkable
+class Receiver(Protocol):
+    """Accepts telemetry from outside and hands it to the consumer of its signal."""
+
+    def start(self, consumers: dict[Signal, Consumer]) -> None:
+        """Start serving; ``consumers`` holds one entry per signal this receiver is wired to."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop serving; idempotent and safe without start."""
+        ...
+
+
+@runtime_checkable
+class Processor(Protocol):
+    """Transforms a batch and returns it; may drop rows, counting them by reason."""
+
+    def __call__(self, batch: Batch) -> Batch:
+        """Return the processed batch (possibly with fewer rows); called on the receiver's thread."""
+        ...
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    """Writes batches to a destination. Batching, queueing and retries wrap it; it knows nothing of them."""
+
+    def start(self) -> None:
+        """Connect and prepare (e.g. migrate); raise here, at start-up, if the destination is unusable."""
+        ...
+
+    def export(self, batch: Batch) -> ExportResult:
+        """Write one batch; never raises. Called on the exporter's worker thread only."""
+        ...
+
+    def shutdown(self) -> None:
+        """Release resources; idempotent and safe without start."""
+        ...
+
+
+@dataclass
+class ComponentContext:
+    """What the runtime gives a component when creating it."""
+
+    name: str
+    telemetry: ComponentTelemetry
+    node: str = "localhost"
+    data_dir: Path = field(default_factory=lambda: Path(".sovtel"))
+    resolve_secret: Callable[[str], str] = field(default=lambda ref: ref)

@@ -1,0 +1,1 @@
+"""Storage: schema migrations, ClickHouse backends (embedded chDB and servers), sinks."""

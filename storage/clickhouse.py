@@ -1,0 +1,238 @@
+"""Exporter type ``clickhouse``: writes each batch into its signal's table of one tier database,
+in the embedded store (default ``<data_dir>/store``) or on a ClickHouse server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import pyarrow as pa
+from pydantic import Field, field_validator, model_validator
+
+from sovtel.component import ComponentConfig, ComponentContext, ExportResult
+from sovtel.records import TABLES, Batch, Signal
+from storage.backend import PermanentStoreError, Store, StoreConfig, StoreError, StoreLocation
+from storage.migrate import MigrationError, SchemaSettings, migrate
+
+log = logging.getLogger("sovtel.storage.clickhouse")
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+PERSONAL_DAYS_MIN = 30
+PERSONAL_DAYS_MAX = 90
+
+# Columns that identify a batch's rows for its dedup token. Span ids are unique by construction;
+# logs and metrics have no such key, so all their columns count.
+_TOKEN_COLUMNS: dict[Signal, tuple[str, ...] | None] = {
+    Signal.TRACES: ("timestamp", "trace_id", "span_id"),
+    Signal.LOGS: None,
+    Signal.METRICS: None,
+}
+
+
+class QueueConfig(ComponentConfig):
+    """How the pipeline batches rows for this exporter (read by the pipeline runtime)."""
+
+    batch_rows: int = Field(default=20_000, ge=1, description="Rows per insert; ClickHouse prefers thousands.")
+    max_delay_s: float = Field(default=1.0, ge=0, description="Longest a row waits for its batch to fill.")
+    max_queue_rows: int = Field(default=500_000, ge=1, description="Rows queued before receivers get back-pressure.")
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self) -> QueueConfig:
+        if self.max_queue_rows < self.batch_rows:
+            raise ValueError(f"max_queue_rows ({self.max_queue_rows}) must be at least batch_rows ({self.batch_rows})")
+        return self
+
+
+class RetentionConfig(ComponentConfig):
+    """How long each kind of table keeps rows, applied as table TTLs when the schema is created."""
+
+    personal_days: int = Field(default=30, ge=1, description="spans, logs, token_usage: 30-90 days.")
+    operational_days: int = Field(default=395, ge=1, description="metrics, gpu_metrics, pipeline_health.")
+    aiact_years: int = Field(default=10, ge=10, description="AI-Act documentation (Art. 18: ten years).")
+    override_reason: str | None = Field(
+        default=None, description="Why personal_days is outside 30-90 (kept in the config for audit)."
+    )
+
+    @model_validator(mode="after")
+    def _personal_window(self) -> RetentionConfig:
+        inside = PERSONAL_DAYS_MIN <= self.personal_days <= PERSONAL_DAYS_MAX
+        if not inside and not (self.override_reason and self.override_reason.strip()):
+            raise ValueError(
+                f"personal_days must be between {PERSONAL_DAYS_MIN} and {PERSONAL_DAYS_MAX} "
+                f"(got {self.personal_days}); set override_reason to document a deliberate exception"
+            )
+        return self
+
+
+class Config(StoreLocation, ComponentConfig):
+    """The ``clickhouse`` exporter: where the store is, which databases, retention and batching.
+
+    Give at most one of ``path``, ``dsn`` or ``host``; none means the embedded store under the
+    service's ``data_dir``.
+    """
+
+    database: str = Field(default="sovtel", description="The tier database the batches go to.")
+    aiact_database: str = Field(default="aiact", description="The shared AI-Act database.")
+    migrate: bool = Field(default=True, description="Create or upgrade the schema at start-up.")
+    retention: RetentionConfig = RetentionConfig()
+    queue: QueueConfig = QueueConfig()
+
+    @field_validator("database", "aiact_database")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError("must be a plain identifier (letters, digits, underscore)")
+        return value
+
+    @model_validator(mode="after")
+    def _location(self) -> Config:
+        problems = self.location_problems(require=False)
+        if self.database == self.aiact_database:
+            problems.append("database and aiact_database must differ")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def store_config(self, data_dir: Path) -> StoreConfig:
+        """The store this exporter writes to (the embedded default lives under ``data_dir``)."""
+        fields = {name: getattr(self, name) for name in StoreLocation.model_fields}
+        if self.path is None and self.dsn is None and self.host is None:
+            fields["path"] = data_dir / "store"
+        return StoreConfig(**fields)
+
+    def schema_settings(self) -> SchemaSettings:
+        """The migration placeholders this configuration implies."""
+        return SchemaSettings(
+            database=self.database,
+            aiact_database=self.aiact_database,
+            personal_ttl_days=self.retention.personal_days,
+            operational_ttl_days=self.retention.operational_days,
+            aiact_ttl_years=self.retention.aiact_years,
+        )
+
+
+class StartupError(Exception):
+    """The exporter cannot start: the store is unusable or its schema cannot be brought up to date."""
+
+
+def dedup_token(batch: Batch) -> str:
+    """A token identifying the batch's content, so a replay of the same rows is skipped by ClickHouse.
+
+    It hashes the identifying columns in a canonical layout (one chunk, Arrow IPC), so the same
+    rows give the same token however the batch was split or merged on the way.
+    """
+    columns = _TOKEN_COLUMNS[batch.signal]
+    table = batch.table
+    if columns is not None and all(c in table.column_names for c in columns):
+        table = table.select(list(columns))
+    table = table.combine_chunks()
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{batch.signal.value}:{table.num_rows}:".encode())
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    digest.update(memoryview(sink.getvalue()))
+    return f"sovtel-{batch.signal.value}-{digest.hexdigest()}"
+
+
+class ClickHouseExporter:
+    """Inserts batches as Arrow into ``{database}.{spans|logs|metrics}``.
+
+    ``start`` and ``shutdown`` run on the service's thread, ``export`` on the exporter's worker
+    thread only; the store serialises them. Counting sent, failed and dropped rows is left to the
+    pipeline's queue, which owns retries and already counts under this component's name.
+    """
+
+    def __init__(self, ctx: ComponentContext, config: Config) -> None:
+        self.ctx = ctx
+        self.config = config
+        self.store_config = config.store_config(ctx.data_dir)
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store | None:
+        """The open store, once started."""
+        return self._store
+
+    def start(self) -> None:
+        """Open the store and migrate the schema; raises ``StartupError`` saying why if unusable.
+
+        With ``migrate: false`` an unreachable server is not fatal (rows queue and are retried),
+        but a reachable one must already have the tables.
+        """
+        if self._store is not None:
+            return
+        where = f"clickhouse exporter {self.ctx.name} ({self.store_config.describe()})"
+        store = Store.from_config(self.store_config, self.ctx.resolve_secret)
+        try:
+            if self.config.migrate:
+                report = migrate(store, self.config.schema_settings())
+                if report.applied:
+                    log.info("%s: applied migrations %s", where, ", ".join(report.applied))
+                if report.unknown:
+                    log.warning("%s: the store has newer migrations than this release: %s", where, report.unknown)
+            else:
+                self._check_tables(store)
+        except MigrationError as exc:
+            store.close()
+            raise StartupError(f"{where}: schema migration failed: {exc}") from exc
+        except StoreError as exc:
+            if not self.config.migrate and exc.retryable:
+                log.warning("%s: store not reachable at start-up (%s); batches will be retried", where, exc)
+            else:
+                store.close()
+                raise StartupError(f"{where}: store unusable: {exc}") from exc
+        self._store = store
+
+    def _check_tables(self, store: Store) -> None:
+        missing = [
+            name
+            for name in TABLES.values()
+            if not store.query_rows(
+                "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+                {"db": self.config.database, "name": name},
+            )[0][0]
+        ]
+        if missing:
+            raise PermanentStoreError(
+                f"database {self.config.database} lacks table(s) {', '.join(missing)}; "
+                "run 'sovtel schema migrate' or set migrate: true"
+            )
+
+    def export(self, batch: Batch) -> ExportResult:
+        """Insert one batch; SUCCESS, RETRYABLE (store unreachable, overloaded) or PERMANENT (rejected)."""
+        if batch.rows == 0:
+            return ExportResult.SUCCESS
+        store = self._store
+        if store is None:
+            log.error("clickhouse exporter %s: export before start; the batch will be retried", self.ctx.name)
+            return ExportResult.RETRYABLE
+        table = f"{self.config.database}.{TABLES[batch.signal]}"
+        try:
+            store.insert_arrow(table, batch.table, dedup_token=dedup_token(batch))
+        except StoreError as exc:
+            if exc.retryable:
+                log.warning("clickhouse exporter %s: insert into %s failed, will retry: %s", self.ctx.name, table, exc)
+                return ExportResult.RETRYABLE
+            log.error("clickhouse exporter %s: %s rejected %d rows (code %s): %s",
+                      self.ctx.name, table, batch.rows, exc.code, exc)
+            return ExportResult.PERMANENT
+        except Exception:  # the contract: never raise into the pipeline; the queue keeps the batch
+            log.exception("clickhouse exporter %s: unexpected failure inserting into %s", self.ctx.name, table)
+            return ExportResult.RETRYABLE
+        return ExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Close the store; idempotent and safe without start."""
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+
+def create(ctx: ComponentContext, config: Config) -> ClickHouseExporter:
+    """The component factory the runtime calls."""
+    return ClickHouseExporter(ctx, config)

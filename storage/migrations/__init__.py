@@ -1,0 +1,1 @@
+"""The SQL migration files (package data), applied in order by storage.migrate."""

@@ -1,0 +1,1 @@
+"""sovtel's test suite; mirrors the package layout."""

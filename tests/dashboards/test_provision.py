@@ -1,0 +1,176 @@
+"""Tests for dashboards.provision against a local HTTP double of Grafana's API (Grafana cannot be installed here)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from click.testing import CliRunner
+from grafana_client.api import GrafanaApi
+
+from dashboards.cli import dashboards_group
+from dashboards.definitions import DASHBOARDS
+from dashboards.provision import clickhouse_datasource, prometheus_datasource, provision
+
+
+class FakeGrafana:
+    """The few endpoints provisioning uses, with Grafana's status codes (404 missing, 409 duplicate)."""
+
+    def __init__(self) -> None:
+        self.folders: dict[str, dict] = {}
+        self.datasources: dict[str, dict] = {}
+        self.dashboards: dict[str, dict] = {}
+        self.auth: set[str] = set()
+        self.creates = 0
+
+
+def handler_for(state: FakeGrafana) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, code: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> dict:
+            n = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(n) or b"{}")
+
+        def _route(self, method: str) -> None:
+            state.auth.add(self.headers.get("Authorization", ""))
+            parts = self.path.split("?")[0].strip("/").split("/")
+            if parts[:2] == ["api", "folders"]:
+                if method == "GET" and len(parts) == 3:
+                    f = state.folders.get(parts[2])
+                    return self._send(200, f) if f else self._send(404, {"message": "folder not found"})
+                if method == "POST":
+                    body = self._body()
+                    if body["uid"] in state.folders:
+                        return self._send(409, {"message": "a folder with that uid already exists"})
+                    state.creates += 1
+                    state.folders[body["uid"]] = {"uid": body["uid"], "title": body["title"]}
+                    return self._send(200, state.folders[body["uid"]])
+                if method == "PUT":
+                    state.folders[parts[2]].update(title=self._body()["title"])
+                    return self._send(200, state.folders[parts[2]])
+            if parts[:2] == ["api", "datasources"]:
+                if method == "GET" and parts[2:3] == ["uid"]:
+                    ds = state.datasources.get(parts[3])
+                    return self._send(200, ds) if ds else self._send(404, {"message": "Data source not found"})
+                if method == "POST":
+                    body = self._body()
+                    if body["uid"] in state.datasources:
+                        return self._send(409, {"message": "data source with the same uid already exists"})
+                    state.creates += 1
+                    state.datasources[body["uid"]] = body
+                    return self._send(200, {"datasource": body})
+                if method == "PUT" and parts[2:3] == ["uid"]:
+                    state.datasources[parts[3]] = self._body()
+                    return self._send(200, {"datasource": state.datasources[parts[3]]})
+            if parts[:2] == ["api", "dashboards"]:
+                if method == "GET" and parts[2:3] == ["uid"]:
+                    d = state.dashboards.get(parts[3])
+                    return self._send(200, d) if d else self._send(404, {"message": "Dashboard not found"})
+                if method == "POST" and parts[2:3] == ["db"]:
+                    body = self._body()
+                    if body.get("folderUid") not in state.folders:
+                        return self._send(400, {"message": "folder not found"})
+                    uid = body["dashboard"]["uid"]
+                    if uid in state.dashboards and not body.get("overwrite"):
+                        return self._send(412, {"message": "version-mismatch"})
+                    if uid not in state.dashboards:
+                        state.creates += 1
+                    state.dashboards[uid] = {"dashboard": body["dashboard"], "meta": {"folderUid": body["folderUid"]}}
+                    return self._send(200, {"uid": uid, "status": "success"})
+            return self._send(404, {"message": f"no route {method} {self.path}"})
+
+        def do_GET(self) -> None:
+            self._route("GET")
+
+        def do_POST(self) -> None:
+            self._route("POST")
+
+        def do_PUT(self) -> None:
+            self._route("PUT")
+
+    return Handler
+
+
+@pytest.fixture
+def grafana() -> Iterator[tuple[FakeGrafana, str]]:
+    state = FakeGrafana()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+SOURCES = [clickhouse_datasource("http://reader@clickhouse.sovtel.svc:8123", "sovtel", "s3cret"),
+           prometheus_datasource("http://prometheus.sovtel.svc:9090")]
+
+
+def test_provisioning_is_idempotent(grafana: tuple[FakeGrafana, str]) -> None:
+    """A second run updates the folder, data sources and dashboards in place and creates nothing new."""
+    state, url = grafana
+    api = GrafanaApi.from_url(url, credential="token-1")
+    first = provision(api, DASHBOARDS, SOURCES)
+    creates = state.creates
+    second = provision(api, DASHBOARDS, SOURCES)
+    assert first.folder == "created" and set(first.dashboards.values()) == {"created"}
+    assert set(first.datasources.values()) == {"created"}
+    assert second.folder == "updated" and set(second.dashboards.values()) == {"updated"}
+    assert set(second.datasources.values()) == {"updated"}
+    assert state.creates == creates == 1 + len(SOURCES) + len(DASHBOARDS)
+    assert set(state.dashboards) == {d.uid for d in DASHBOARDS}
+    assert all(d["meta"]["folderUid"] == "sovtel" for d in state.dashboards.values())
+    assert state.auth == {"Bearer token-1"}
+
+
+def test_datasources_keep_secrets_in_secure_json(grafana: tuple[FakeGrafana, str]) -> None:
+    """The ClickHouse password travels only in secureJsonData; the default database is the tier database."""
+    state, url = grafana
+    provision(GrafanaApi.from_url(url, credential="t"), DASHBOARDS[:1], SOURCES)
+    ch = state.datasources["sovtel-clickhouse"]
+    assert ch["secureJsonData"] == {"password": "s3cret"}
+    assert "s3cret" not in json.dumps(ch["jsonData"])
+    assert ch["jsonData"]["defaultDatabase"] == "sovtel" and ch["jsonData"]["username"] == "reader"
+
+
+@pytest.mark.parametrize("url", ["clickhouse:8123", "http://reader:pw@ch:8123", "ftp://ch"])
+def test_bad_clickhouse_urls_are_refused(url: str) -> None:
+    """ClickHouse URLs without http(s), or with a password inside, are ValueErrors."""
+    with pytest.raises(ValueError):
+        clickhouse_datasource(url, "sovtel")
+
+
+def test_cli_provisions_with_a_token_reference(grafana: tuple[FakeGrafana, str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """provision --token env:NAME resolves the token and reports what it did."""
+    state, url = grafana
+    monkeypatch.setenv("GRAFANA_TOKEN", "from-env")
+    result = CliRunner().invoke(dashboards_group, [
+        "provision", "--url", url, "--token", "env:GRAFANA_TOKEN", "--clickhouse-url", "http://reader@ch:8123",
+        "--prometheus-url", "http://prom:9090"])
+    assert result.exit_code == 0, result.output
+    assert "dashboard sovtel-sre: created" in result.output
+    assert state.auth == {"Bearer from-env"}
+
+
+@pytest.mark.parametrize("token", ["literal-token", "env:SOVTEL_TEST_UNSET_TOKEN"])
+def test_cli_refuses_literal_or_missing_tokens(grafana: tuple[FakeGrafana, str], token: str) -> None:
+    """A literal token, or a reference to an unset variable, exits 2 before anything is sent."""
+    state, url = grafana
+    result = CliRunner().invoke(dashboards_group, [
+        "provision", "--url", url, "--token", token, "--clickhouse-url", "http://reader@ch:8123"])
+    assert result.exit_code == 2
+    assert state.auth == set()

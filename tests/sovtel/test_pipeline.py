@@ -1,0 +1,232 @@
+"""Tests for sovtel.pipeline: queueing, batching, back-pressure, retries and shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+
+from sovtel.component import Backpressure, ExportResult, Rejected
+from sovtel.pipeline import Pipeline, QueuedExporter, QueueSettings
+from sovtel.records import Batch, Signal, table_from_columns
+from sovtel.telemetry import Telemetry
+
+
+def spans(n: int, prefix: str = "t") -> Batch:
+    ids = [f"{prefix}{i:031d}" for i in range(n)]
+    return Batch(Signal.TRACES, table_from_columns(Signal.TRACES, {"trace_id": ids}))
+
+
+class RecordingExporter:
+    """An exporter double that records what it was given and can fail on demand."""
+
+    def __init__(self, results: list[ExportResult] | None = None) -> None:
+        self.results = list(results or [])
+        self.batches: list[Batch] = []
+        self.attempts = 0
+        self.started = False
+        self.shutdowns = 0
+
+    def start(self) -> None:
+        self.started = True
+
+    def export(self, batch: Batch) -> ExportResult:
+        self.attempts += 1
+        result = self.results.pop(0) if self.results else ExportResult.SUCCESS
+        if result is ExportResult.SUCCESS:
+            self.batches.append(batch)
+        return result
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+    @property
+    def rows(self) -> int:
+        return sum(b.rows for b in self.batches)
+
+
+def queued(exporter: RecordingExporter, **settings: float) -> tuple[QueuedExporter, Telemetry]:
+    tel = Telemetry()
+    q = QueuedExporter("ch", exporter, tel.component("ch"), QueueSettings(**settings))  # type: ignore[arg-type]
+    return q, tel
+
+
+class TestQueuedExporter:
+    def test_small_batches_are_coalesced_into_large_inserts(self) -> None:
+        """Many small batches reach the exporter as few batches of up to batch_rows rows."""
+        exp = RecordingExporter()
+        q, tel = queued(exp, batch_rows=1000, max_delay_s=5.0)
+        q.start()
+        for i in range(50):
+            q.enqueue(spans(100, prefix=f"{i:02d}"))
+        assert q.flush(10)
+        q.shutdown()
+        assert exp.rows == 5000
+        assert len(exp.batches) <= 6
+        assert all(b.rows <= 1000 for b in exp.batches)
+        assert tel.total("sovtel_sent_records_total", component="ch") == 5000
+
+    def test_full_queue_raises_backpressure(self) -> None:
+        """A batch that does not fit under max_queue_rows is refused with Backpressure, not dropped."""
+        exp = RecordingExporter()
+        q, _ = queued(exp, batch_rows=10_000, max_delay_s=60, max_queue_rows=150)
+        q.start()
+        q.enqueue(spans(100))
+        with pytest.raises(Backpressure):
+            q.enqueue(spans(100))
+        q.shutdown()
+        assert exp.rows == 100
+
+    def test_retryable_failures_are_retried_until_stored(self) -> None:
+        """RETRYABLE results keep the batch and retry it; nothing is lost."""
+        exp = RecordingExporter([ExportResult.RETRYABLE, ExportResult.RETRYABLE])
+        q, tel = queued(exp, batch_rows=10, max_delay_s=0.01, retry_initial_s=0.01)
+        q.start()
+        q.enqueue(spans(10))
+        assert q.flush(10)
+        q.shutdown()
+        assert exp.rows == 10 and exp.attempts == 3
+        assert tel.total("sovtel_export_failures_total", outcome="retryable") == 2
+
+    def test_permanent_failure_is_dropped_and_counted(self) -> None:
+        """A PERMANENT result drops the batch and counts it under export_rejected."""
+        exp = RecordingExporter([ExportResult.PERMANENT])
+        q, tel = queued(exp, batch_rows=10, max_delay_s=0.01)
+        q.start()
+        q.enqueue(spans(10))
+        assert q.flush(10)
+        q.shutdown()
+        assert exp.rows == 0
+        assert tel.total("sovtel_dropped_records_total", reason="export_rejected") == 10
+
+    def test_exporter_that_raises_is_treated_as_retryable(self) -> None:
+        """An exporter raising by mistake does not kill the worker; the batch is retried."""
+
+        class Flaky(RecordingExporter):
+            def export(self, batch: Batch) -> ExportResult:
+                if self.attempts == 0:
+                    self.attempts += 1
+                    raise RuntimeError("boom")
+                return super().export(batch)
+
+        exp = Flaky()
+        q, _ = queued(exp, batch_rows=5, max_delay_s=0.01, retry_initial_s=0.01)
+        q.start()
+        q.enqueue(spans(5))
+        assert q.flush(10)
+        q.shutdown()
+        assert exp.rows == 5
+
+    def test_shutdown_is_idempotent_and_safe_without_start(self) -> None:
+        """shutdown may be called before start and more than once."""
+        exp = RecordingExporter()
+        q, _ = queued(exp)
+        q.shutdown()
+        q.start()
+        q.shutdown()
+        q.shutdown()
+        assert exp.shutdowns == 3
+
+    def test_shutdown_drains_the_queue(self) -> None:
+        """Rows queued at shutdown are exported before the exporter closes."""
+        exp = RecordingExporter()
+        q, _ = queued(exp, batch_rows=100_000, max_delay_s=60)
+        q.start()
+        q.enqueue(spans(300))
+        q.shutdown()
+        assert exp.rows == 300
+
+    def test_concurrent_producers_lose_nothing(self) -> None:
+        """Batches enqueued from several threads are all exported exactly once."""
+        exp = RecordingExporter()
+        q, _ = queued(exp, batch_rows=2000, max_delay_s=0.05)
+        q.start()
+
+        def produce(k: int) -> None:
+            for i in range(20):
+                q.enqueue(spans(50, prefix=f"{k}{i:02d}"))
+
+        threads = [threading.Thread(target=produce, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        q.shutdown()
+        ids = pa.concat_tables([b.table for b in exp.batches]).column("trace_id").to_pylist()
+        assert len(ids) == 4000 == len(set(ids))
+
+
+class TestPipeline:
+    def test_processors_run_in_order_and_output_is_queued(self) -> None:
+        """Processors are applied in configured order before the batch reaches every exporter."""
+        calls: list[str] = []
+
+        def tag(name: str):
+            def proc(b: Batch) -> Batch:
+                calls.append(name)
+                return b.replace(b.table.slice(0, b.rows - 1))
+
+            return proc
+
+        exp1, exp2 = RecordingExporter(), RecordingExporter()
+        tel = Telemetry()
+        q1 = QueuedExporter("a", exp1, tel.component("a"), QueueSettings(max_delay_s=0.01))
+        q2 = QueuedExporter("b", exp2, tel.component("b"), QueueSettings(max_delay_s=0.01))
+        q1.start()
+        q2.start()
+        p = Pipeline("traces", Signal.TRACES, [("one", tag("one")), ("two", tag("two"))], [q1, q2], tel.component("p"))
+        result = p.consume(spans(10))
+        q1.shutdown()
+        q2.shutdown()
+        assert calls == ["one", "two"]
+        assert result.accepted == 10 and result.dropped == 2
+        assert exp1.rows == exp2.rows == 8
+
+    def test_failing_processor_fails_closed(self) -> None:
+        """A processor error rejects the batch: nothing reaches the exporter and the drop is counted."""
+
+        def broken(b: Batch) -> Batch:
+            raise ValueError("masking failed")
+
+        exp = RecordingExporter()
+        tel = Telemetry()
+        q = QueuedExporter("a", exp, tel.component("a"), QueueSettings(max_delay_s=0.01))
+        q.start()
+        p = Pipeline("traces", Signal.TRACES, [("pii", broken)], [q], tel.component("p"))
+        with pytest.raises(Rejected, match="pii"):
+            p.consume(spans(4))
+        q.shutdown()
+        assert exp.rows == 0
+        assert tel.total("sovtel_dropped_records_total", reason="processor_error:pii") == 4
+
+    def test_no_partial_fan_out_under_backpressure(self) -> None:
+        """If one exporter is full, the batch is refused before any exporter receives it."""
+        exp1, exp2 = RecordingExporter(), RecordingExporter()
+        tel = Telemetry()
+        q1 = QueuedExporter("a", exp1, tel.component("a"), QueueSettings(max_delay_s=60, batch_rows=10**6))
+        tiny = QueueSettings(max_delay_s=60, batch_rows=10**6, max_queue_rows=5)
+        q2 = QueuedExporter("b", exp2, tel.component("b"), tiny)
+        p = Pipeline("traces", Signal.TRACES, [], [q1, q2], tel.component("p"))
+        with pytest.raises(Backpressure):
+            p.consume(spans(10))
+        assert q1.queued_rows == 0
+
+    def test_wrong_signal_is_rejected(self) -> None:
+        """A batch of another signal is refused by a pipeline."""
+        p = Pipeline("logs", Signal.LOGS, [], [], Telemetry().component("p"))
+        with pytest.raises(Rejected):
+            p.consume(spans(1))
+
+
+def test_flush_times_out_when_exporter_keeps_failing() -> None:
+    """flush reports False rather than hanging when the destination stays down."""
+    exp = RecordingExporter([ExportResult.RETRYABLE] * 1000)
+    q, _ = queued(exp, batch_rows=10, max_delay_s=0.01, retry_initial_s=0.05, retry_max_s=0.05)
+    q.start()
+    q.enqueue(spans(10))
+    t0 = time.monotonic()
+    assert q.flush(0.5) is False
+    assert time.monotonic() - t0 < 5
+    q.shutdown(timeout=0.2)
