@@ -21,7 +21,7 @@ demo: $(VENV)/.installed-ner
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m tests.setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(VENV)/.installed-bench $(VENV)/.installed-test
 	$(BIN)/python -m bench

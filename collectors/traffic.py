@@ -17,8 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry._logs import Logger, SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -100,6 +104,7 @@ class TrafficStats:
 
     requests: int = 0
     spans: int = 0
+    logs: int = 0
     errors: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -112,6 +117,8 @@ class GenAITraffic:
     def __init__(self, seed: int = 7, prompt_scale: dict[str, float] | None = None) -> None:
         self.rng = random.Random(seed)
         self.stats = TrafficStats()
+        # Where application logs go (one record per failed request), if anywhere.
+        self.logger: Logger | None = None
         # Per response-model multipliers of prompt length: how tests inject drift.
         self.prompt_scale = prompt_scale or {}
 
@@ -222,6 +229,16 @@ class GenAITraffic:
                 span.add_event("exception", {"exception.type": err, "exception.message": msg})
                 span.set_status(Status(StatusCode.ERROR, msg))
                 self.stats.errors += 1
+                if self.logger is not None:
+                    from opentelemetry import trace as api
+
+                    self.logger.emit(
+                        timestamp=end, context=api.set_span_in_context(span), severity_number=SeverityNumber.ERROR,
+                        severity_text="ERROR", body=f"inference failed for {user}: {msg}",
+                        attributes={"error.type": err, "user.id": user, "gen_ai.request.model": model.request},
+                        event_name="inference.failure",
+                    )
+                    self.stats.logs += 1
             self.stats.spans += 1
             self.stats.input_tokens += input_tokens
             self.stats.output_tokens += 0 if failing else output_tokens
@@ -318,6 +335,15 @@ class TrafficRun:
                 self.providers.append((provider, provider.get_tracer("sovtel.demo"), style))
                 i += 1
 
+        log_resource = Resource.create({"service.name": "chat-api", "host.name": nodes[0], "sovtel.tenant": "bank-a",
+                                        "sovtel.tier": "local"})
+        self.log_provider = LoggerProvider(resource=log_resource)
+        self.log_provider.add_log_record_processor(
+            BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{targets.http.rstrip('/')}/v1/logs"),
+                                    max_queue_size=queue_size, schedule_delay_millis=200)
+        )
+        self.traffic.logger = self.log_provider.get_logger("sovtel.demo")
+
     def emit(self, n: int) -> None:
         """Emit ``n`` requests spread over the providers."""
         rng = self.traffic.rng
@@ -345,3 +371,5 @@ class TrafficRun:
         for provider, _, _ in self.providers:
             provider.force_flush(30_000)
             provider.shutdown()
+        self.log_provider.force_flush(30_000)
+        self.log_provider.shutdown()

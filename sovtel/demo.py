@@ -130,7 +130,7 @@ def run_demo(
     return {
         "store": str(store_dir),
         "duration_s": round(elapsed, 1),
-        "sent": {"requests": stats.requests, "spans": stats.spans, "errors": stats.errors,
+        "sent": {"requests": stats.requests, "spans": stats.spans, "logs": stats.logs, "errors": stats.errors,
                  "input_tokens": stats.input_tokens, "output_tokens": stats.output_tokens},
         "received_spans": int(telemetry.total("sovtel_received_records_total", component="pipeline/traces")),
         "stored": stored,
