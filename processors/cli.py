@@ -1,0 +1,340 @@
+"""``sovtel privacy scrub|budget`` and ``sovtel keys rotate|list``.
+
+Exit codes follow the ``sovtel`` CLI: 0 success, 1 the job found problems (bad lines, a store or
+key failure), 2 bad input (usage, configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import click
+from pydantic import TypeAdapter, ValidationError
+
+from processors.keyring import KINDS, KeyRing, KeyRingError, rotate
+from sovtel.config import Config as SovtelConfig
+from sovtel.config import ConfigError, SecretError, SecretRef, load_config, resolve_secret
+
+DEFAULT_BATCH = 256
+
+
+def _fail(command: str, code: int, message: str) -> NoReturn:
+    click.echo(f"sovtel {command}: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group("privacy")
+def privacy_group() -> None:
+    """Privacy tools: scrub text with the pipeline's own masking, show differential-privacy budgets."""
+
+
+def _configured(cfg: SovtelConfig, type_name: str) -> list[Any]:
+    """Configs of the processors of one type, in the order pipelines use them."""
+    names: list[str] = []
+    for pipe in cfg.service.pipelines.values():
+        for name in pipe.processors:
+            if name.split("/", 1)[0] == type_name and name not in names:
+                names.append(name)
+    return [cfg.component("processors", n).config for n in names]
+
+
+def _maskers(config_path: Path | None) -> list[Any]:
+    """The maskers of the configuration's pii processors (or the default one without a config)."""
+    from processors import pii
+
+    if config_path is None:
+        configs = [pii.Config()]
+    else:
+        try:
+            cfg = load_config(config_path)
+        except ConfigError as exc:
+            _fail("privacy scrub", 2, str(exc))
+        configs = _configured(cfg, "pii")
+        if not configs:
+            _fail("privacy scrub", 2, f"{config_path}: no pii processor is used by any pipeline")
+
+    def resolve(ref: str) -> str:
+        try:
+            return resolve_secret(ref)
+        except SecretError:
+            if config_path is not None:
+                raise
+            # Without a configuration a scrub still works: tokens are consistent within this run only.
+            click.echo(f"sovtel privacy scrub: {ref} is not set; using a random key for this run only", err=True)
+            return secrets.token_hex(32)
+
+    try:
+        return [pii.build_masker(c, resolve) for c in configs]
+    except (SecretError, ValueError, RuntimeError) as exc:
+        _fail("privacy scrub", 2, str(exc))
+
+
+def _chunks(stream: Any, size: int) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for raw in stream:
+        chunk.append(raw)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def scrub_stream(maskers: list[Any], stream: Any, out: TextIO, err: TextIO, batch_size: int = DEFAULT_BATCH) -> int:
+    """Mask JSONL from ``stream`` (bytes lines) to ``out``; returns the number of bad lines.
+
+    One line out per line in, same order. A blank line stays blank. A line that is not UTF-8 JSON,
+    or that cannot be masked, becomes ``{"error": …, "line": N}`` and is reported on ``err`` by
+    number only: its content is never echoed anywhere.
+    """
+    bad = 0
+    number = 0
+    for chunk in _chunks(stream, batch_size):
+        outputs: list[str | None] = []
+        todo: list[tuple[int, int, str]] = []  # (position in chunk, line number, text)
+        for raw in chunk:
+            number += 1
+            body = raw.rstrip(b"\r\n")
+            if not body.strip():
+                outputs.append("")
+                continue
+            try:
+                text = body.decode("utf-8")
+                json.loads(text)
+            except UnicodeDecodeError:
+                err.write(f"line {number}: not UTF-8 text\n")
+                outputs.append(json.dumps({"error": "not UTF-8", "line": number}))
+                bad += 1
+                continue
+            except json.JSONDecodeError as exc:
+                err.write(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})\n")
+                outputs.append(json.dumps({"error": "invalid JSON", "line": number}))
+                bad += 1
+                continue
+            outputs.append(None)
+            todo.append((len(outputs) - 1, number, text))
+        texts = [t for _, _, t in todo]
+        failed: set[int] = set()
+        for masker in maskers:
+            results = masker.mask_values(texts, None, documents=True)
+            for k, r in enumerate(results):
+                if r.error is not None:
+                    failed.add(k)
+            texts = [r.text for r in results]
+        for k, (pos, line_no, _) in enumerate(todo):
+            if k in failed:
+                err.write(f"line {line_no}: could not be masked safely; withheld\n")
+                outputs[pos] = json.dumps({"error": "masking failed", "line": line_no})
+                bad += 1
+            else:
+                outputs[pos] = texts[k]
+        for line in outputs:
+            out.write(f"{line}\n")
+        out.flush()
+    return bad
+
+
+@privacy_group.command("scrub")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Use the pii processor(s) of this configuration (default: the built-in defaults).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=DEFAULT_BATCH,
+    show_default=True,
+    help="Lines masked together (batched NER); 1 for interactive use.",
+)
+def scrub(config_path: Path | None, batch_size: int) -> None:
+    """Read JSONL on stdin and write it on stdout with every string value masked.
+
+    Exactly the pipeline's own masking: the same recognizers, JSON handling and keyed tokens as
+    the configuration's pii processor. Bad lines become error objects (never echoed) and make the
+    exit code 1.
+    """
+    maskers = _maskers(config_path)
+    bad = scrub_stream(maskers, sys.stdin.buffer, sys.stdout, sys.stderr, batch_size)
+    if bad:
+        click.echo(f"sovtel privacy scrub: {bad} line(s) could not be scrubbed", err=True)
+        sys.exit(1)
+
+
+@privacy_group.command("budget")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Take the budget (dp processor) and the store (clickhouse exporter) from this configuration.",
+)
+@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Embedded store dir.")
+@click.option("--url", help="ClickHouse HTTP URL, e.g. https://reader@clickhouse.example:8443.")
+@click.option("--user", help="User name for --url.")
+@click.option("--password-env", help="Environment variable holding the password for --url.")
+@click.option("--database", help="Database of the ledger table (default: the config's, else sovtel).")
+@click.option(
+    "--budget", "per_window", type=float, help="Epsilon per tenant and window (default: the config's, else 3.0)."
+)
+@click.option("--tenant", help="Only this (pseudonymised) tenant id.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def budget(
+    *,
+    config_path: Path | None,
+    store_dir: Path | None,
+    url: str | None,
+    user: str | None,
+    password_env: str | None,
+    database: str | None,
+    per_window: float | None,
+    tenant: str | None,
+    as_json: bool,
+) -> None:
+    """Show the privacy budget spent and remaining per tenant and window, and refusals."""
+    from processors import dp
+    from storage.backend import Store, StoreConfig, StoreError
+
+    budget_cfg = dp.BudgetConfig()
+    store_cfg: StoreConfig | None = None
+    if config_path is not None:
+        try:
+            cfg = load_config(config_path)
+        except ConfigError as exc:
+            _fail("privacy budget", 2, str(exc))
+        dps = _configured(cfg, "dp")
+        if dps:
+            budget_cfg = dps[0].budget
+        for (kind, _name), spec in cfg.components.items():
+            if kind == "exporters" and spec.type == "clickhouse" and store_cfg is None:
+                exporter: Any = spec.config
+                store_cfg = exporter.store_config(cfg.service.data_dir)
+    if store_dir is not None and url is not None:
+        _fail("privacy budget", 2, "give at most one of --store and --url")
+    if per_window is not None and per_window <= 0:
+        _fail("privacy budget", 2, "--budget must be positive")
+    db = database or budget_cfg.database
+    if url is not None:
+        from storage.cli import store_from_url
+
+        store = store_from_url(url, user, password_env)
+    elif store_dir is not None:
+        store = Store.from_config(StoreConfig(path=store_dir))
+    elif store_cfg is not None:
+        store = Store.from_config(store_cfg)
+    else:
+        _fail("privacy budget", 2, "give --store DIR, --url URL or -c CONFIG with a clickhouse exporter")
+    ledger = dp.BudgetLedger(dp.ClickHouseLedger(store, db), per_window or budget_cfg.per_window, budget_cfg.window_s)
+    try:
+        rows = ledger.status(tenant)
+    except StoreError as exc:
+        _fail("privacy budget", 1, str(exc))
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([
+            {"tenant_id": r.tenant_id, "window_start": r.window_start.isoformat(), "spent": r.spent,
+             "remaining": r.remaining, "budget": ledger.budget, "releases": r.releases, "refusals": r.refusals}
+            for r in rows
+        ], indent=2))  # fmt: skip
+        return
+    if not rows:
+        click.echo(f"no releases recorded in {db}.{dp.LEDGER_TABLE}")
+        return
+    click.echo(
+        f"{'tenant':<34} {'window start (UTC)':<17} {'spent':>7} {'remaining':>9} {'releases':>8} {'refused':>7}"
+    )
+    for r in rows:
+        click.echo(
+            f"{r.tenant_id:<34} {r.window_start:%Y-%m-%d %H:%M} {r.spent:>7.3f} {r.remaining:>9.3f} "
+            f"{r.releases:>8} {r.refusals:>7}"
+        )
+    click.echo(f"budget: {ledger.budget:g} epsilon per tenant per {ledger.window_s} s window")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Pseudonymisation keys: add and activate a new key (rotation), list the ring."""
+
+
+def _ring_path(ring: Path | None) -> Path:
+    if ring is not None:
+        return ring
+    env = os.environ.get("SOVTEL_KEY_RING")
+    if not env:
+        _fail("keys", 2, "give --ring FILE (or set SOVTEL_KEY_RING)")
+    return Path(env)
+
+
+@keys_group.command("rotate")
+@click.option(
+    "--ring", type=click.Path(dir_okay=False, path_type=Path), help="Key ring file (default $SOVTEL_KEY_RING)."
+)
+@click.option(
+    "--kind", type=click.Choice(["node", "pepper"]), required=True, help="Collector node key or store pepper."
+)
+@click.option("--ref", help="Reference to an existing secret (env:NAME or file:PATH) instead of generating one.")
+@click.option(
+    "--key-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where a generated key file goes (default: keys/ next to the ring).",
+)
+@click.option("--no-activate", is_flag=True, help="Add the key without making it active yet (stage a rotation).")
+def rotate_command(ring: Path | None, kind: str, ref: str | None, key_dir: Path | None, no_activate: bool) -> None:
+    """Add a new key id to the ring (and make it active); old keys stay for look-ups and erasure.
+
+    Running processors pick the new key up on their next ring check (no restart); records carry
+    the key id they were hashed with.
+    """
+    path = _ring_path(ring)
+    if ref is not None:
+        try:
+            TypeAdapter(SecretRef).validate_python(ref)
+        except ValidationError:
+            _fail("keys rotate", 2, "--ref must be env:NAME or file:PATH (keys are given by reference only)")
+    try:
+        key_id, key_ref = rotate(path, "node" if kind == "node" else "pepper", ref, key_dir, activate=not no_activate)
+    except (KeyRingError, OSError) as exc:
+        _fail("keys rotate", 1, str(exc))
+    state = "added" if no_activate else "added and active"
+    click.echo(f"{kind} key {key_id} {state} ({key_ref}) in {path}")
+
+
+@keys_group.command("list")
+@click.option(
+    "--ring", type=click.Path(dir_okay=False, path_type=Path), help="Key ring file (default $SOVTEL_KEY_RING)."
+)
+@click.option("--check", is_flag=True, help="Also resolve every reference and report whether it works.")
+def list_command(ring: Path | None, check: bool) -> None:
+    """List key ids, references and which is active (never key material)."""
+    path = _ring_path(ring)
+    try:
+        kr = KeyRing.load(path)
+    except KeyRingError as exc:
+        _fail("keys list", 1, str(exc))
+    failures = 0
+    for kind in KINDS:
+        ks = getattr(kr, kind)
+        if ks is None:
+            continue
+        for key_id, entry in ks.keys.items():
+            mark = "*" if key_id == ks.active else " "
+            line = f"{mark} {kind:<6} {key_id:<6} {entry.ref}  {entry.created}"
+            if check:
+                try:
+                    kr.key(kind, key_id)
+                    line += "  ok"
+                except KeyRingError as exc:
+                    failures += 1
+                    line += f"  FAILED: {exc}"
+            click.echo(line)
+    if failures:
+        sys.exit(1)

@@ -1,0 +1,96 @@
+"""Pseudonymisation, store side: a second HMAC-SHA256 with the store's pepper over the collector's
+pseudonyms, and ``key_id`` extended to ``node:pepper`` (e.g. ``n1:p1``).
+
+The sink-side pipeline runs it just before insert. A record that arrives without a node key id was
+never pseudonymised: its subject values are raw, so it is quarantined, not peppered.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from processors.pseudonymise import DEFAULT_ATTRIBUTE_KEYS, KeySource, SubjectHasher, replace_echoes, set_key_ids
+from processors.quarantine import MAP_COLUMNS, fail_closed
+from sovtel.component import ComponentConfig, ComponentContext
+from sovtel.records import SPAN_SUBJECT_COLUMNS, Batch
+
+log = logging.getLogger("sovtel.processors.pepper")
+
+
+class Config(ComponentConfig):
+    """Where the key ring is; columns and attribute keys must match the collector's pseudonymise."""
+
+    key_ring: Path
+    columns: list[str] = Field(default_factory=lambda: list(SPAN_SUBJECT_COLUMNS))
+    attribute_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTRIBUTE_KEYS))
+    digest_hex: int = Field(default=32, ge=16, le=64)
+    reload_interval_s: float = Field(default=10.0, ge=0.0)
+    on_error: Literal["quarantine", "drop"] = "quarantine"
+
+
+class Pepper:
+    """The processor: HMAC with the active pepper over rows the collector pseudonymised."""
+
+    def __init__(self, ctx: ComponentContext, cfg: Config, keys: KeySource | None = None) -> None:
+        self.ctx = ctx
+        self.cfg = cfg
+        self.keys = keys or KeySource(cfg.key_ring, "pepper", ctx.resolve_secret, cfg.reload_interval_s)
+        self.hasher = SubjectHasher(cfg.columns, cfg.attribute_keys, cfg.digest_hex)
+
+    def __call__(self, batch: Batch) -> Batch:
+        """Pepper pseudonymised rows; quarantine rows that were never pseudonymised; leave rows
+        that were already peppered as they are (a replayed batch must not be hashed twice)."""
+        if batch.rows == 0 or "key_id" not in batch.table.schema.names:
+            return batch
+        signal = batch.signal
+        try:
+            active = self.keys.current()
+            key_ids = batch.table.column("key_id").combine_chunks()
+            empty = pc.equal(key_ids, "").to_numpy(zero_copy_only=False)
+            peppered = pc.match_substring(key_ids, ":").to_numpy(zero_copy_only=False)
+            todo = ~empty & ~peppered
+            table = batch.table
+            if todo.any():
+                table = self.hasher.apply(table, MAP_COLUMNS[signal], active.material, rows=todo)
+                # Node-level pseudonyms echoed into text get the pepper too, or the node key alone
+                # could link those rows to a person.
+                table, echoed = replace_echoes(batch.table, table, signal, self.hasher.columns)
+                self.ctx.telemetry.removed(signal.value, echoed, "identifier_echoed_in_text")
+                new_ids = pc.if_else(pa.array(todo), pc.binary_join_element_wise(key_ids, active.key_id, ":"), key_ids)
+                table = set_key_ids(table, new_ids)
+            if empty.any():
+                table = fail_closed(
+                    table,
+                    signal,
+                    empty,
+                    mode=self.cfg.on_error,
+                    reason="not_pseudonymised",
+                    telemetry=self.ctx.telemetry,
+                    subjects=True,
+                )
+            return batch.replace(table)
+        except Exception as exc:
+            log.error("peppering failed for %d %s records (%s)", batch.rows, signal.value, type(exc).__name__)
+            rows = np.ones(batch.rows, dtype=bool)
+            table = fail_closed(
+                batch.table,
+                signal,
+                rows,
+                mode=self.cfg.on_error,
+                reason="pepper_error",
+                telemetry=self.ctx.telemetry,
+                subjects=True,
+            )
+            return batch.replace(table)
+
+
+def create(ctx: ComponentContext, config: Config) -> Pepper:
+    """Build the processor; fails at start-up if the active pepper cannot be resolved."""
+    return Pepper(ctx, config)

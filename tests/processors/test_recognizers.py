@@ -1,0 +1,161 @@
+"""Tests for processors.recognizers: each recognizer finds its identifiers and leaves look-alikes."""
+
+from __future__ import annotations
+
+import pytest
+
+from processors.recognizers import REGISTRY, check_registry, default_recognizers
+from processors.recognizers import checksums as cs
+from processors.recognizers.base import SovtelRecognizer
+from processors.recognizers.scan import Finding, Scanner, merge
+
+SCANNER = Scanner(default_recognizers())
+JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+
+POSITIVES = [
+    ("EMAIL_ADDRESS", "Schreib an anna.schmidt@web.de bitte", "anna.schmidt@web.de"),
+    ("EMAIL_ADDRESS", "contact: j.dubois+news@hopital-lyon.fr.", "j.dubois+news@hopital-lyon.fr"),
+    ("PHONE_NUMBER", "ruf an: +49 30 901820", "+49 30 901820"),
+    ("PHONE_NUMBER", "tel 0033 6 12 34 56 78 merci", "0033 6 12 34 56 78"),
+    ("PHONE_NUMBER", "Telefon 030 901820 abends", "030 901820"),
+    ("PHONE_NUMBER", "teléfono 612 20 73 02", "612 20 73 02"),
+    ("IBAN_CODE", "IBAN DE89 3704 0044 0532 0130 00 bitte", "DE89 3704 0044 0532 0130 00"),
+    ("IBAN_CODE", "naar NL91ABNA0417164300.", "NL91ABNA0417164300"),
+    ("CREDIT_CARD", "card 4111 1111 1111 1111 declined", "4111 1111 1111 1111"),
+    ("CREDIT_CARD", "amex 3782 822463 10005", "3782 822463 10005"),
+    ("IP_ADDRESS", "from 85.12.33.201 at noon", "85.12.33.201"),
+    ("IP_ADDRESS", "peer 2001:db8::8a2e:370:7334 reset", "2001:db8::8a2e:370:7334"),
+    ("API_KEY", "key sk-proj-abcdefghijklmnopqrstuvwx1234", "sk-proj-abcdefghijklmnopqrstuvwx1234"),
+    ("API_KEY", "AKIAIOSFODNN7EXAMPLE leaked", "AKIAIOSFODNN7EXAMPLE"),
+    ("API_KEY", "token ghp_0123456789abcdefghijklmnopqrstuvwxyz", "ghp_0123456789abcdefghijklmnopqrstuvwxyz"),
+    (
+        "JWT",
+        "jwt " + JWT,
+        JWT,
+    ),
+    ("AUTH_TOKEN", "Authorization: Bearer abcDEF123456ghiJKL789", "abcDEF123456ghiJKL789"),
+    (
+        "SESSION_TOKEN",
+        "Cookie: JSESSIONID=5729FAE923D5A4FD12AABFE228F219E9; Path=/",
+        "5729FAE923D5A4FD12AABFE228F219E9",
+    ),
+    ("SECRET", "password=hunter22 for db", "hunter22"),
+    ("PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", None),
+    ("EU_VAT", "USt-IdNr. DE136695976", "DE136695976"),
+    ("DE_TAX_ID", "Steuer-ID 86 095 742 719", "86 095 742 719"),
+    ("FR_NIR", "NIR 2 55 08 14 168 025 38", "2 55 08 14 168 025 38"),
+    ("IT_FISCAL_CODE", "codice fiscale RSSMRA85T10A562S", "RSSMRA85T10A562S"),
+    ("ES_NIF", "DNI 12345678Z", "12345678Z"),
+    ("ES_NIF", "NIE X1234567L", "X1234567L"),
+    ("NL_BSN", "mijn BSN is 111222333", "111222333"),
+    ("PL_PESEL", "PESEL 44051401359", "44051401359"),
+    ("PERSON", "Bitte schreiben Sie an Jan Kowalski wegen der Rechnung.", "Jan Kowalski"),
+    ("PERSON", "je m'appelle Gaspard Kervella", "Gaspard Kervella"),
+    ("PERSON", "a reply to Imogen Featherstone about it", "Imogen Featherstone"),
+]
+
+NEGATIVES = [
+    ("model name", "served by llama-3.1-8b-instruct on vllm"),
+    ("pod name", "pod vllm-7d9f8b6c4-x2kqp restarted"),
+    ("trace id", "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7"),
+    ("uuid", "request 123e4567-e89b-42d3-a456-426614174000"),
+    ("version", "vLLM v0.6.3.post1 with torch 2.4.1+cu121 and driver 535.129.03"),
+    ("4-part version", "image tag v1.2.3.4"),
+    ("timestamp", "at 2026-11-03T10:22:31.123Z (1762165351123)"),
+    ("float", "loss 0.7321 lr 3.00e-04"),
+    ("gpu", "NVIDIA A100-SXM4-80GB and AMD Instinct MI300X"),
+    ("error", "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity)"),
+    ("loopback", "listening on 127.0.0.1:8000 and [::1]:8000"),
+    ("network prefix", "client 10.1.2.0/24"),
+    ("invalid iban", "DE89 3704 0044 0532 0130 01"),
+    ("invalid luhn", "4111 1111 1111 1112"),
+    ("mac address", "eth0 aa:bb:cc:dd:ee:ff"),
+    ("clock time", "took 00:01:02 at 10:22:31"),
+    ("bare 9 digits without context", "bytes 123456782 sent"),
+]
+
+
+class TestRecognizers:
+    @pytest.mark.parametrize(("entity", "text", "expected"), POSITIVES, ids=[p[0] + ":" + p[1][:20] for p in POSITIVES])
+    def test_finds_planted_value(self, entity: str, text: str, expected: str | None) -> None:
+        """Each entity type is found with exactly the span of the identifier."""
+        found = SCANNER.scan(text)
+        spans = [(f.entity, text[f.start : f.end]) for f in found]
+        if expected is None:
+            assert [e for e, _ in spans] == [entity]
+        else:
+            assert (entity, expected) in spans
+
+    @pytest.mark.parametrize(("name", "text"), NEGATIVES, ids=[n[0] for n in NEGATIVES])
+    def test_leaves_telemetry_look_alikes(self, name: str, text: str) -> None:
+        """Telemetry strings that resemble identifiers are not detected."""
+        assert SCANNER.scan(text) == []
+
+    def test_context_word_decides_weak_matches(self) -> None:
+        """A checksum-valid BSN without context is left; the same number after 'BSN' is masked."""
+        assert SCANNER.scan("id 111222333") == []
+        assert [f.entity for f in SCANNER.scan("BSN 111222333")] == ["NL_BSN"]
+        assert [f.entity for f in SCANNER.scan("111222333", context="bsn")] == ["NL_BSN"]
+
+    def test_normalised_values_join_spellings(self) -> None:
+        """Grouped and compact forms of one IBAN normalise to the same value."""
+        a = SCANNER.scan("DE89 3704 0044 0532 0130 00")[0]
+        b = SCANNER.scan("de89370400440532013000 please", context="iban")[0]
+        assert a.value == b.value == "DE89370400440532013000"
+
+    @pytest.mark.parametrize("cls", REGISTRY, ids=[c.__name__ for c in REGISTRY])
+    def test_fast_path_agrees_with_presidio(self, cls: type[SovtelRecognizer]) -> None:
+        """The scanner and Presidio's own PatternRecognizer.analyze mask the same spans (before context)."""
+        rec = cls()
+        texts = [p[1] for p in POSITIVES] + [n[1] for n in NEGATIVES]
+        solo = Scanner([rec], threshold=0.01)
+        for text in texts:
+            theirs = [Finding(r.entity_type, r.start, r.end, r.score, "") for r in rec.analyze(text, [rec.ENTITY])]
+            presidio = {(f.start, f.end) for f in merge([f for f in theirs if f.score > 0], text)}
+            ours = {(f.start, f.end) for f in merge(solo._pattern_findings(text, ""), text)}
+            assert ours == presidio, (cls.__name__, text)
+
+    def test_registry_rejects_presidio_names(self) -> None:
+        """A recognizer named like a Presidio predefined one is refused at registration."""
+
+        class EmailRecognizer(SovtelRecognizer):
+            ENTITY = "EMAIL_ADDRESS"
+            PATTERNS = (("x", "x@y", 0.5),)
+
+        with pytest.raises(ValueError, match="Presidio predefined"):
+            check_registry((EmailRecognizer,))
+
+    def test_registry_rejects_duplicates(self) -> None:
+        """The same recognizer registered twice is refused."""
+        with pytest.raises(ValueError, match="twice"):
+            check_registry((REGISTRY[0], REGISTRY[0]))
+
+
+class TestMerge:
+    def test_overlaps_become_one_span(self) -> None:
+        """Overlapping findings are masked as their union, typed by the best score."""
+        text = "Bearer eyJabc.def.ghi"
+        out = merge([Finding("AUTH_TOKEN", 7, 21, 0.85, "a"), Finding("JWT", 7, 20, 1.0, "b")], text)
+        assert [(f.entity, f.start, f.end) for f in out] == [("JWT", 7, 21)]
+
+
+class TestChecksums:
+    @pytest.mark.parametrize(
+        ("fn", "good", "bad"),
+        [
+            (cs.luhn_valid, "4111111111111111", "4111111111111112"),
+            (lambda v: cs.iban_valid_prefix(v) is not None, "GB82WEST12345698765432", "GB82WEST12345698765433"),
+            (cs.de_tax_id_valid, "86095742719", "86095742718"),
+            (cs.de_id_card_valid, "T220001293", "T220001294"),
+            (cs.fr_nir_valid, "255081416802538", "255081416802539"),
+            (cs.it_fiscal_code_valid, "RSSMRA85T10A562S", "RSSMRA85T10A562T"),
+            (cs.es_nif_valid, "12345678Z", "12345678A"),
+            (cs.nl_bsn_valid, "111222333", "111222334"),
+            (cs.pl_pesel_valid, "44051401359", "44051401358"),
+            (lambda v: cs.eu_vat_check(v) is True, "DE136695976", "DE136695977"),
+        ],
+    )
+    def test_check_digits(self, fn, good: str, bad: str) -> None:
+        """Each algorithm accepts a published valid example and rejects a one-digit change."""
+        assert fn(good)
+        assert not fn(bad)
