@@ -338,3 +338,106 @@ def list_command(ring: Path | None, check: bool) -> None:
             click.echo(line)
     if failures:
         sys.exit(1)
+
+
+# The statistics a standard release publishes; bounds are explicit (a PrivacyLeakWarning is an error).
+STANDARD_RELEASE: tuple[tuple[str, str | None, tuple[float, float] | None, float | None], ...] = (
+    ("count", None, None, None),
+    ("mean", "input_tokens", (0.0, 4_096.0), None),
+    ("mean", "output_tokens", (0.0, 2_048.0), None),
+    ("quantile", "latency_s", (0.0, 30.0), 0.95),
+)
+
+
+@privacy_group.command("release")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Embedded store dir.")
+@click.option("--url", help="ClickHouse HTTP URL of the tier store to read.")
+@click.option("--user", help="User name for --url.")
+@click.option("--password-env", help="Environment variable holding the password for --url.")
+@click.option("--database", default="sovtel", show_default=True, help="Tier database holding the spans.")
+@click.option("--to-database", default="public", show_default=True,
+              help="Database (same store) the released aggregates are written to, e.g. the public tier's.")
+@click.option("--window", "window_text", default="-1h/now", show_default=True,
+              help="Spans to aggregate: START/END, e.g. -1h/now or 2026-11-01T00:00/2026-11-02T00:00.")
+@click.option("--bucket-s", type=click.IntRange(60, 86_400), default=3600, show_default=True,
+              help="Release window per tenant (seconds).")
+@click.option("--epsilon", type=float, default=1.0, show_default=True,
+              help="Epsilon of this release (0.1-1.0), split evenly over its statistics.")
+@click.option("--budget", "per_window", type=float, default=3.0, show_default=True,
+              help="Epsilon budget per tenant per budget window.")
+@click.option("--budget-window-s", type=click.IntRange(60), default=86_400, show_default=True)
+@click.option("--name", "release_name", default="usage", show_default=True, help="Name of this release.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def release(
+    *, store_dir: Path | None, url: str | None, user: str | None, password_env: str | None, database: str,
+    to_database: str, window_text: str, bucket_s: int, epsilon: float, per_window: float, budget_window_s: int,
+    release_name: str, as_json: bool,
+) -> None:
+    """Publish DP aggregates (counts, means, p95) of a tier's spans per tenant, model and window.
+
+    Each tenant-window is paid from its privacy budget (persisted in the store); an exhausted budget
+    refuses that tenant-window and records the refusal. Exit 1 if anything was refused.
+    """
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from processors import dp
+    from quality.windows import WindowError, parse_window
+    from storage.backend import Store, StoreConfig, StoreError
+    from storage.migrate import SchemaSettings, migrate
+
+    if (store_dir is None) == (url is None):
+        _fail("privacy release", 2, "give exactly one of --store DIR or --url URL")
+    for label, name in (("--database", database), ("--to-database", to_database)):
+        if not name.isidentifier():
+            _fail("privacy release", 2, f"{label} {name!r} must be a plain identifier")
+    try:
+        dp.check_epsilon(epsilon)
+        window = parse_window(window_text)
+    except (ValueError, WindowError) as exc:
+        _fail("privacy release", 2, str(exc))
+    if url is not None:
+        from storage.cli import store_from_url
+
+        store = store_from_url(url, user, password_env)
+    else:
+        store = Store.from_config(StoreConfig(path=store_dir))
+    stats = tuple(dp.Statistic(kind, column, bounds, q) for kind, column, bounds, q in STANDARD_RELEASE)  # type: ignore[arg-type]
+    spec = dp.ReleaseSpec(release_name, stats, epsilon, window_s=bucket_s, group_by=("request_model",))
+    try:
+        if to_database != database:
+            migrate(store, SchemaSettings(database=to_database, aiact_database=f"{to_database}_aiact"))
+        spans = store.query_arrow(
+            f"SELECT timestamp, tenant_id, request_model, input_tokens, output_tokens, duration_ns, ttft_s "
+            f"FROM {database}.spans WHERE operation = 'chat' AND timestamp >= {{start:DateTime64(9)}} "
+            f"AND timestamp < {{end:DateTime64(9)}}",
+            {"start": window.start, "end": window.end},
+        )
+        ledger = dp.BudgetLedger(dp.ClickHouseLedger(store, database), per_window, budget_window_s)
+        with dp.strict_privacy():
+            result = dp.release(spans, spec, ledger)
+        t = result.table
+        n = t.num_rows
+        if n:
+            out = pa.table({
+                "released_at": pa.array([dt.datetime.now(dt.UTC)] * n, type=pa.timestamp("ms", tz="UTC")),
+                "release": [release_name] * n, "source": [database] * n,
+                "tenant_id": t.column("tenant_id"), "window_start": t.column("window_start"),
+                "window_s": pa.array([bucket_s] * n, type=pa.uint32()), "group": t.column("group"),
+                "statistic": t.column("statistic"), "value": t.column("value"), "epsilon": t.column("epsilon"),
+            })
+            store.insert_arrow(f"{to_database}.dp_releases", out)
+    except StoreError as exc:
+        _fail("privacy release", 1, str(exc))
+    finally:
+        store.close()
+    summary = {"spans": spans.num_rows, "released_rows": n, "epsilon": epsilon, "to": f"{to_database}.dp_releases",
+               "refused": [{"tenant_id": tn, "window_start": w.isoformat()} for tn, w in result.refused]}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"released {n} aggregate rows from {spans.num_rows} spans into {summary['to']} "
+                   f"(epsilon {epsilon:g} per tenant-window); refused {len(result.refused)} tenant-window(s)")
+    if result.refused:
+        sys.exit(1)

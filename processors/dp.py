@@ -115,16 +115,13 @@ def dp_statistic(
     acct = BudgetAccountant()
     with strict_privacy():
         if stat.kind == "count":
-            return [
-                (
-                    stat.label,
-                    float(
-                        tools.count_nonzero(
-                            np.ones(len(values)), epsilon=epsilon, random_state=random_state, accountant=acct
-                        )
-                    ),
-                )
-            ]
+            # Not tools.count_nonzero: it truncates its noise at the array's length, so the true
+            # count is an upper bound of every answer (biased, and the maximum reveals it). The
+            # geometric mechanism with sensitivity 1, clipped at 0 afterwards (post-processing), is not.
+            from diffprivlib.mechanisms import Geometric
+
+            mech = Geometric(epsilon=epsilon, sensitivity=1, random_state=random_state)
+            return [(stat.label, float(max(0, mech.randomise(len(values)))))]
         assert stat.bounds is not None
         if stat.kind == "sum":
             v = tools.sum(values, epsilon=epsilon, bounds=stat.bounds, random_state=random_state, accountant=acct)

@@ -75,6 +75,12 @@ def run(config_path: Path) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    # The data_dir holds the durable queues and the route log; creating it makes durable the default.
+    try:
+        cfg.service.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        click.echo(f"sovtel: cannot create data_dir {cfg.service.data_dir}: {exc.strerror}", err=True)
+        sys.exit(1)
     service = Service(cfg)
     stop = threading.Event()
 

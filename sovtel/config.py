@@ -72,6 +72,10 @@ class PipelineConfig(Strict):
     receivers: list[str] = Field(min_length=1)
     processors: list[str] = Field(default_factory=list)
     exporters: list[str] = Field(min_length=1)
+    tiers: list[str] | None = Field(
+        default=None,
+        description="Sovereignty tiers this pipeline carries (default: all); rows of other tiers are dropped.",
+    )
 
 
 class MetricsEndpoint(Strict):
@@ -244,6 +248,14 @@ def parse_config(data: Any, source: str = "<config>", text: str | None = None) -
             for i, ref in enumerate(getattr(pipe, kind)):
                 if ref not in getattr(raw, kind):
                     errors.append(f"{_locate(lines, (*where, kind, i))}: {kind[:-1]} {ref!r} is not defined in {kind}")
+        if pipe.tiers is not None:
+            from sovtel.routing import check_tiers
+
+            errors.extend(check_tiers(pipe.tiers, _locate(lines, (*where, "tiers"))))
+    if not errors:
+        from sovtel.routing import route_problems
+
+        errors.extend(route_problems(Config(service=raw.service, components=components, source=source)))
     if errors:
         raise ConfigError(source, errors)
     return Config(service=raw.service, components=components, source=source)

@@ -45,8 +45,8 @@ def demo_config(store: Path, database: str = "sovtel") -> dict[str, Any]:
     # Quality scoring sees raw content, so it runs first (design §1); the demo's purpose keeps
     # content, which is stored only after PII masking. Identifiers are hashed with the node key
     # and then with the store pepper (both sides run in this one process in the demo).
-    traces = ["quality", "minimise", "generalise", "pii", "pseudonymise", "pepper", "genai_metrics"]
-    logs = ["minimise", "generalise", "pii", "pseudonymise", "pepper"]
+    traces = ["quality", "minimise", "generalise", "pii", "classify", "pseudonymise", "pepper", "genai_metrics"]
+    logs = ["minimise", "generalise", "pii", "classify", "pseudonymise", "pepper"]
     return {
         "receivers": {
             "otlp": {
@@ -61,6 +61,7 @@ def demo_config(store: Path, database: str = "sovtel") -> dict[str, Any]:
             "minimise": {"purpose": "operations", "keep_content": True},
             "generalise": {},
             "pii": {"key": pii_key},
+            "classify": {},
             "pseudonymise": {"key_ring": str(ring)},
             "pepper": {"key_ring": str(ring)},
             "genai_metrics": {},
@@ -220,6 +221,8 @@ def run_compliance_jobs(store_dir: Path, out_dir: Path) -> dict[str, str]:
         if code:
             results[f"register {model}"] = f"FAILED: {text.strip()[-300:]}"
     results["aiact register-model"] = f"{len(DEMO_MODELS)} model versions documented"
+    code, text = _cli_job(["privacy", "release", *store, "--to-database", "public", "--window", "-1h/now"])
+    results["privacy release (DP)"] = text.strip() if code in (0, 1) else f"FAILED: {text.strip()[-300:]}"
     code, text = _cli_job(["retention", "apply", *store, "--actor", "retention-cron", "--ner", "off"])
     results["retention apply"] = "done" if code == 0 else f"FAILED: {text.strip()[-300:]}"
     keys = store_dir / "state" / "ledger-keys"

@@ -122,3 +122,21 @@ def migrate_command(
 def _fail(code: int, message: str) -> NoReturn:
     click.echo(f"sovtel schema migrate: {message}", err=True)
     sys.exit(code)
+
+
+def _mount_access() -> None:
+    from storage.access import access_command
+
+    schema_group.add_command(access_command)
+
+
+_mount_access()
+
+
+def _mount_cluster() -> None:
+    from storage.cluster import cluster_command
+
+    schema_group.add_command(cluster_command)
+
+
+_mount_cluster()

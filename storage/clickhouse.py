@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from sovtel.component import ComponentConfig, ComponentContext, ExportResult
 from sovtel.records import TABLES, Batch, Signal
 from storage.backend import PermanentStoreError, Store, StoreConfig, StoreError, StoreLocation
+from storage.cluster import ClusterConfig
 from storage.migrate import MigrationError, SchemaSettings, migrate
 
 log = logging.getLogger("sovtel.storage.clickhouse")
@@ -38,7 +39,18 @@ class QueueConfig(ComponentConfig):
 
     batch_rows: int = Field(default=20_000, ge=1, description="Rows per insert; ClickHouse prefers thousands.")
     max_delay_s: float = Field(default=1.0, ge=0, description="Longest a row waits for its batch to fill.")
-    max_queue_rows: int = Field(default=500_000, ge=1, description="Rows queued before receivers get back-pressure.")
+    max_queue_rows: int = Field(
+        default=500_000, ge=1, description="Rows an in-memory queue holds before receivers get back-pressure."
+    )
+    durable: bool | None = Field(
+        default=None,
+        description="Queue on disk (SQLite WAL) so acknowledged rows survive a crash; unset: durable when the "
+        "service's data_dir exists. false keeps the in-memory queue (rows are lost on a crash).",
+    )
+    max_queue_bytes: int = Field(
+        default=1024**3, ge=1024 * 1024, description="Disk budget of the durable queue; beyond it receivers get 429."
+    )
+    directory: Path | None = Field(default=None, description="Where the durable queue lives (default data_dir/queue).")
 
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> QueueConfig:
@@ -80,6 +92,15 @@ class Config(StoreLocation, ComponentConfig):
     migrate: bool = Field(default=True, description="Create or upgrade the schema at start-up.")
     retention: RetentionConfig = RetentionConfig()
     queue: QueueConfig = QueueConfig()
+    jurisdiction: str | None = Field(
+        default=None, description="Where the store is under law, e.g. 'de' or 'eu'; shown in routing errors and logs."
+    )
+    tiers: list[str] | None = Field(
+        default=None,
+        description="Sovereignty tiers this sink may receive. Required for a server; the embedded store on the "
+        "node permits every tier when unset.",
+    )
+    cluster: ClusterConfig | None = Field(default=None, description="Create the schema for a ClickHouse cluster.")
 
     @field_validator("database", "aiact_database")
     @classmethod
@@ -112,7 +133,26 @@ class Config(StoreLocation, ComponentConfig):
             personal_ttl_days=self.retention.personal_days,
             operational_ttl_days=self.retention.operational_days,
             aiact_ttl_years=self.retention.aiact_years,
+            cluster=self.cluster.name if self.cluster is not None else None,
+            engine_prefix="Replicated" if self.cluster is not None and self.cluster.replicated else "",
         )
+
+
+def validate_config(cfg: Config) -> list[str]:
+    """Problems a field validator cannot see: sink tiers (a server must declare them) and names."""
+    from sovtel.routing import check_tiers
+
+    problems: list[str] = []
+    if cfg.tiers is not None:
+        problems.extend(check_tiers(cfg.tiers, "tiers"))
+        if not cfg.tiers:
+            problems.append("tiers: a sink must permit at least one tier")
+    elif cfg.host is not None or (cfg.dsn is not None and not cfg.embedded):
+        problems.append(
+            f"tiers: a ClickHouse server sink ({cfg.describe()}) must declare the tiers it permits "
+            "(and its jurisdiction), e.g. tiers: [sovereign]; only the node's embedded store defaults to all tiers"
+        )
+    return problems
 
 
 class StartupError(Exception):

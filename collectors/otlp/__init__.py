@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from collectors.otlp.auth import Authenticator
 from collectors.otlp.config import Config, GrpcProtocol, HttpProtocol, Protocols
 from collectors.otlp.decode import DecodeError, decode_logs, decode_metrics, decode_traces
 from collectors.otlp.grpc_server import OtlpGrpcServer
@@ -53,12 +54,15 @@ class OtlpReceiver:
             ingest = Ingest(self.ctx.telemetry, consumers, {"receiver": self.ctx.name, "node": self.ctx.node})
             protocols = self.config.protocols
             retry_after = self.config.retry_after_s
+            auth = None
+            if self.config.auth is not None:
+                auth = Authenticator.from_settings(self.config.auth, self.ctx.resolve_secret)
             try:
                 if protocols.http.enabled:
-                    self._http = OtlpHttpServer(protocols.http, ingest, retry_after)
+                    self._http = OtlpHttpServer(protocols.http, ingest, retry_after, auth)
                     self.http_port = self._http.start()
                 if protocols.grpc.enabled:
-                    self._grpc = OtlpGrpcServer(protocols.grpc, ingest, retry_after)
+                    self._grpc = OtlpGrpcServer(protocols.grpc, ingest, retry_after, auth)
                     self.grpc_port = self._grpc.start()
             except BaseException:
                 self._stop()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
 from sovtel.component import ComponentConfig
+from sovtel.config import SecretRef
 
 MIB = 1024 * 1024
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
@@ -40,10 +42,35 @@ def _check_endpoint(value: str) -> str:
     return value
 
 
+class TlsSettings(ComponentConfig):
+    """Server TLS: certificate chain and private key, by file path (PEM)."""
+
+    cert_file: Path = Field(description="PEM certificate chain the server presents.")
+    key_file: Path = Field(description="PEM private key of that certificate.")
+
+    def load(self) -> tuple[bytes, bytes]:
+        """(certificate chain, key) bytes; raises OSError naming the file that cannot be read."""
+        return self.cert_file.read_bytes(), self.key_file.read_bytes()
+
+
+class BearerToken(ComponentConfig):
+    """One accepted bearer token (by reference) and the tenant it writes as."""
+
+    token: SecretRef = Field(description="env:NAME or file:PATH holding the token.")
+    tenant: str = Field(min_length=1, description="The tenant every record sent with this token belongs to.")
+
+
+class AuthSettings(ComponentConfig):
+    """Bearer-token authentication: a request without a listed token is refused (401 / UNAUTHENTICATED)."""
+
+    bearer_tokens: list[BearerToken] = Field(min_length=1)
+
+
 class GrpcProtocol(ComponentConfig):
     """OTLP over gRPC."""
 
     enabled: bool = True
+    tls: TlsSettings | None = None
     endpoint: str = DEFAULT_GRPC_ENDPOINT
     max_message_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0, le=GRPC_MAX_MESSAGE_BYTES)
     max_workers: int = Field(8, ge=1, le=256, description="threads serving requests")
@@ -58,6 +85,7 @@ class HttpProtocol(ComponentConfig):
     """OTLP over HTTP (protobuf and JSON)."""
 
     enabled: bool = True
+    tls: TlsSettings | None = None
     endpoint: str = DEFAULT_HTTP_ENDPOINT
     max_body_bytes: int = Field(
         DEFAULT_MAX_BYTES, gt=0, description="limit on the body, both as sent and after decompression"
@@ -83,6 +111,9 @@ class Config(ComponentConfig):
     protocols: Protocols = Field(default_factory=lambda: Protocols.model_validate({}))
     retry_after_s: int = Field(
         DEFAULT_RETRY_AFTER_S, ge=0, le=3600, description="back-off a client is told to wait when the pipeline is full"
+    )
+    auth: AuthSettings | None = Field(
+        default=None, description="Require a bearer token; each token binds the tenant its records are stored under."
     )
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from collectors.otlp.auth import Authenticator
 from collectors.otlp.config import GRPC_MAX_MESSAGE_BYTES, GrpcProtocol, split_endpoint
 from collectors.otlp.ingest import Encoding, Ingest, Status, export_response
 from sovtel.records import Signal
@@ -30,6 +31,8 @@ _GRPC_CODE_OF = {
     Status.REJECTED: grpc.StatusCode.FAILED_PRECONDITION,
     Status.BACKPRESSURE: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Status.NO_PIPELINE: grpc.StatusCode.UNIMPLEMENTED,
+    Status.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Status.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
     Status.INTERNAL: grpc.StatusCode.INTERNAL,
 }
 
@@ -37,7 +40,15 @@ _GRPC_CODE_OF = {
 class _Export:
     """The Export method of one signal's service, over raw request bytes."""
 
-    def __init__(self, signal: Signal, ingest: Ingest, max_message_bytes: int, retry_after_s: int) -> None:
+    def __init__(
+        self,
+        signal: Signal,
+        ingest: Ingest,
+        max_message_bytes: int,
+        retry_after_s: int,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self.authenticator = authenticator
         self.signal = signal
         self.ingest = ingest
         self.max_message_bytes = max_message_bytes
@@ -52,7 +63,16 @@ class _Export:
                 f"message of {len(request)} bytes exceeds max_message_bytes ({self.max_message_bytes})",
             )
             return b""
-        outcome = self.ingest.handle(self.signal, request, Encoding.PROTOBUF, "grpc")
+        tenant: str | None = None
+        if self.authenticator is not None:
+            metadata = dict(context.invocation_metadata() or ())
+            tenant = self.authenticator.tenant_for(metadata.get("authorization"))
+            if tenant is None:
+                self.ingest.refused("unauthenticated")
+                self._fail(context, grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required "
+                           "(metadata authorization: Bearer <token>)")
+                return b""
+        outcome = self.ingest.handle(self.signal, request, Encoding.PROTOBUF, "grpc", tenant)
         if outcome.status is Status.OK:
             return export_response(self.signal, outcome).SerializeToString()  # type: ignore[no-any-return]
         code = _GRPC_CODE_OF[outcome.status]
@@ -123,10 +143,17 @@ _SERVICES: tuple[tuple[Signal, Any, type[Any]], ...] = (
 class OtlpGrpcServer:
     """The OTLP/gRPC listener: binds at ``start`` (fail fast), serves on grpc's threads."""
 
-    def __init__(self, settings: GrpcProtocol, ingest: Ingest, retry_after_s: int) -> None:
+    def __init__(
+        self,
+        settings: GrpcProtocol,
+        ingest: Ingest,
+        retry_after_s: int,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.settings = settings
         self.ingest = ingest
         self.retry_after_s = retry_after_s
+        self.authenticator = authenticator
         self._server: grpc.Server | None = None
         self.port: int | None = None
 
@@ -142,7 +169,7 @@ class OtlpGrpcServer:
         )
         handlers = []
         for signal, descriptor, servicer_cls in _SERVICES:
-            servicer = servicer_cls(_Export(signal, self.ingest, limit, self.retry_after_s))
+            servicer = servicer_cls(_Export(signal, self.ingest, limit, self.retry_after_s, self.authenticator))
             method = grpc.unary_unary_rpc_method_handler(
                 servicer.Export, request_deserializer=None, response_serializer=None
             )
@@ -150,8 +177,15 @@ class OtlpGrpcServer:
         server.add_generic_rpc_handlers(tuple(handlers))
         host, port = split_endpoint(self.settings.endpoint)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        credentials = None
+        if self.settings.tls is not None:
+            cert, key = self.settings.tls.load()
+            credentials = grpc.ssl_server_credentials([(key, cert)])
         try:
-            bound = server.add_insecure_port(address)
+            if credentials is not None:
+                bound = server.add_secure_port(address, credentials)
+            else:
+                bound = server.add_insecure_port(address)
         except RuntimeError as exc:
             bound = 0
             log.debug("grpc bind failed: %s", exc)

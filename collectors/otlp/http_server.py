@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import zlib
 from http import HTTPStatus
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
+from collectors.otlp.auth import Authenticator
 from collectors.otlp.config import HttpProtocol, split_endpoint
 from collectors.otlp.ingest import Encoding, Ingest, Outcome, Status, export_response
 from sovtel.records import Signal
@@ -41,6 +43,8 @@ _HTTP_OF = {
     Status.REJECTED: HTTPStatus.BAD_REQUEST,
     Status.BACKPRESSURE: HTTPStatus.TOO_MANY_REQUESTS,
     Status.NO_PIPELINE: HTTPStatus.NOT_FOUND,
+    Status.UNAUTHENTICATED: HTTPStatus.UNAUTHORIZED,
+    Status.FORBIDDEN: HTTPStatus.FORBIDDEN,
     Status.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR,
 }
 _RPC_CODE_OF = {
@@ -48,6 +52,8 @@ _RPC_CODE_OF = {
     Status.REJECTED: code_pb2.FAILED_PRECONDITION,
     Status.BACKPRESSURE: code_pb2.RESOURCE_EXHAUSTED,
     Status.NO_PIPELINE: code_pb2.UNIMPLEMENTED,
+    Status.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
+    Status.FORBIDDEN: code_pb2.PERMISSION_DENIED,
     Status.INTERNAL: code_pb2.INTERNAL,
 }
 
@@ -55,12 +61,20 @@ _RPC_CODE_OF = {
 class _RefusalError(Exception):
     """A request refused by the transport before decoding: HTTP status, counted reason, message."""
 
-    def __init__(self, status: HTTPStatus, reason: str, message: str, close: bool = False) -> None:
+    def __init__(
+        self,
+        status: HTTPStatus,
+        reason: str,
+        message: str,
+        close: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
         self.close = close
+        self.headers = headers
 
 
 def _inflate(body: bytes, coding: str, limit: int) -> bytes:
@@ -97,9 +111,16 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], family: int, settings: HttpProtocol, ingest: Ingest, retry_after_s: int
+        self,
+        address: tuple[str, int],
+        family: int,
+        settings: HttpProtocol,
+        ingest: Ingest,
+        retry_after_s: int,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.address_family = family
+        self.authenticator = authenticator
         self.settings = settings
         self.ingest = ingest
         self.retry_after_s = retry_after_s
@@ -145,6 +166,9 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # An idle or stalled client must not hold a thread for ever.
         self.connection.settimeout(self.server.settings.read_timeout_s)
+        if isinstance(self.connection, ssl.SSLSocket):
+            # The handshake runs here, on the connection's thread, not in the accept loop.
+            self.connection.do_handshake()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -205,6 +229,17 @@ class _Handler(BaseHTTPRequestHandler):
                     "use application/x-protobuf or application/json",
                 )
             encoding = found
+            tenant: str | None = None
+            auth = self.server.authenticator
+            if auth is not None:
+                tenant = auth.tenant_for(self.headers.get("Authorization"))
+                if tenant is None:
+                    raise _RefusalError(
+                        HTTPStatus.UNAUTHORIZED,
+                        "unauthenticated",
+                        "a valid bearer token is required (Authorization: Bearer <token>)",
+                        headers={"WWW-Authenticate": 'Bearer realm="otlp"'},
+                    )
             coding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
             if coding not in _WBITS and coding != "identity":
                 raise _RefusalError(
@@ -221,9 +256,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.ingest.refused(refusal.reason)
             self._drain_if_unread(refusal)
             code = code_pb2.INVALID_ARGUMENT if refusal.status < 500 else code_pb2.INTERNAL
-            self._send_status(refusal.status, code, refusal.message, encoding, close=refusal.close)
+            if refusal.status == HTTPStatus.UNAUTHORIZED:
+                code = code_pb2.UNAUTHENTICATED
+            self._send_status(
+                refusal.status, code, refusal.message, encoding, close=refusal.close, headers=refusal.headers
+            )
             return
-        outcome = self.server.ingest.handle(signal, body, encoding, "http")
+        outcome = self.server.ingest.handle(signal, body, encoding, "http", tenant)
         self._answer(signal, outcome, encoding)
 
     # --- body ----------------------------------------------------------------------------
@@ -372,10 +411,17 @@ class _Handler(BaseHTTPRequestHandler):
 class OtlpHttpServer:
     """The OTLP/HTTP listener: binds at ``start`` (fail fast), serves on its own thread."""
 
-    def __init__(self, settings: HttpProtocol, ingest: Ingest, retry_after_s: int) -> None:
+    def __init__(
+        self,
+        settings: HttpProtocol,
+        ingest: Ingest,
+        retry_after_s: int,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.settings = settings
         self.ingest = ingest
         self.retry_after_s = retry_after_s
+        self.authenticator = authenticator
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
@@ -384,11 +430,23 @@ class OtlpHttpServer:
         """Bind and serve; returns the bound port. Raises OSError if the endpoint cannot be bound."""
         host, port = split_endpoint(self.settings.endpoint)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        context: ssl.SSLContext | None = None
+        tls = self.settings.tls
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
         try:
-            self._server = _Server((host, port), family, self.settings, self.ingest, self.retry_after_s)
+            self._server = _Server(
+                (host, port), family, self.settings, self.ingest, self.retry_after_s, self.authenticator
+            )
         except OSError as exc:
             where = self.settings.endpoint
             raise OSError(exc.errno, f"cannot listen for OTLP/HTTP on {where}: {exc.strerror}") from exc
+        if context is not None:
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever,

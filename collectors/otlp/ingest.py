@@ -11,6 +11,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
@@ -40,6 +42,8 @@ class Status(enum.Enum):
     BACKPRESSURE = "backpressure"  # retry later
     REJECTED = "rejected"  # the pipeline refused the data for good
     NO_PIPELINE = "no_pipeline"  # this receiver is not wired to the signal
+    UNAUTHENTICATED = "unauthenticated"  # no valid bearer token
+    FORBIDDEN = "tenant_mismatch"  # records claim a tenant other than the token's
     INTERNAL = "internal_error"
 
 
@@ -74,8 +78,14 @@ class Ingest:
         self.telemetry.refused(status.value)
         return Outcome(status, message=message)
 
-    def handle(self, signal: Signal, body: bytes, encoding: Encoding, transport: str) -> Outcome:
-        """Decode ``body`` and give it to the signal's consumer; never raises."""
+    def handle(
+        self, signal: Signal, body: bytes, encoding: Encoding, transport: str, tenant: str | None = None
+    ) -> Outcome:
+        """Decode ``body`` and give it to the signal's consumer; never raises.
+
+        With ``tenant`` (the authenticated token's), records without a tenant get it and a request
+        with records of another tenant is refused whole: a client cannot write as another tenant.
+        """
         consumer = self.consumers.get(signal)
         if consumer is None:
             return self._refuse(Status.NO_PIPELINE, f"this receiver has no {signal.value} pipeline")
@@ -90,7 +100,14 @@ class Ingest:
         rows = table.num_rows
         if rows == 0:
             return Outcome(Status.OK)
-        batch = Batch(signal, table, {**self.meta, "transport": transport, "encoding": encoding.value})
+        meta = {**self.meta, "transport": transport, "encoding": encoding.value}
+        if tenant is not None:
+            try:
+                table = bind_tenant(table, tenant)
+            except TenantMismatch as exc:
+                return self._refuse(Status.FORBIDDEN, str(exc))
+            meta["tenant"] = tenant
+        batch = Batch(signal, table, meta)
         try:
             result = consumer.consume(batch)
         except Backpressure as exc:
@@ -104,6 +121,27 @@ class Ingest:
         dropped = min(max(result.dropped, 0), rows)
         message = f"{dropped} of {rows} records were dropped by the pipeline" if dropped else ""
         return Outcome(Status.OK, accepted=rows - dropped, dropped=dropped, message=message)
+
+
+class TenantMismatch(Exception):
+    """Records claim a tenant other than the authenticated one."""
+
+
+def bind_tenant(table: pa.Table, tenant: str) -> pa.Table:
+    """``table`` with every empty ``tenant_id`` set to ``tenant``; raises TenantMismatch if any row names another."""
+    if "tenant_id" not in table.column_names:
+        return table
+    col = table.column("tenant_id")
+    empty = pc.fill_null(pc.equal(pc.binary_length(col), 0), True)
+    other = pc.and_(pc.invert(empty), pc.not_equal(col, pa.scalar(tenant)))
+    n_other = int(pc.sum(other).as_py() or 0)
+    if n_other:
+        raise TenantMismatch(
+            f"{n_other} record(s) name a tenant other than the token's; a token writes as its own tenant only"
+        )
+    i = table.schema.get_field_index("tenant_id")
+    column = pa.repeat(pa.scalar(tenant, pa.string()), table.num_rows)
+    return table.set_column(i, table.schema.field("tenant_id"), column)
 
 
 _RESPONSES: dict[Signal, tuple[type[Message], str]] = {

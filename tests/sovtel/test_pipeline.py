@@ -230,3 +230,42 @@ def test_flush_times_out_when_exporter_keeps_failing() -> None:
     assert q.flush(0.5) is False
     assert time.monotonic() - t0 < 5
     q.shutdown(timeout=0.2)
+
+
+class TestTierRouting:
+    def test_outputs_receive_only_their_permitted_tiers(self) -> None:
+        """The pipeline hands each exporter only rows of tiers its policy permits; the rest are reported dropped."""
+        from sovtel.routing import SinkPolicy
+
+        tel = Telemetry()
+        local, eu = RecordingExporter(), RecordingExporter()
+        q1 = QueuedExporter("local", local, tel.component("local"), QueueSettings(max_delay_s=0.01),
+                            policy=SinkPolicy("de", frozenset({"local"})))
+        q2 = QueuedExporter("eu", eu, tel.component("eu"), QueueSettings(max_delay_s=0.01),
+                            policy=SinkPolicy("eu", frozenset({"sovereign"})))
+        q1.start()
+        q2.start()
+        table = table_from_columns(Signal.TRACES, {"tier": ["local", "sovereign", "", "public"],
+                                                   "trace_id": ["a", "b", "c", "d"]})
+        result = Pipeline("traces", Signal.TRACES, [], [q1, q2], tel.component("p")).consume(
+            Batch(Signal.TRACES, table))
+        q1.shutdown()
+        q2.shutdown()
+        assert [b.table.column("trace_id").to_pylist() for b in local.batches] == [["a", "c"]]
+        assert [b.table.column("trace_id").to_pylist() for b in eu.batches] == [["b"]]
+        assert result.accepted == 4 and result.dropped == 1
+        assert tel.total("sovtel_dropped_records_total", reason="public_identifiable:public") == 1
+
+    def test_full_durable_sink_refuses_the_whole_batch(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        """If one sink's disk budget is full the request is refused before any sink queues a row."""
+        from storage.queue import DurableBuffer
+
+        tel = Telemetry()
+        roomy = QueuedExporter("a", RecordingExporter(), tel.component("a"), QueueSettings(max_delay_s=60))
+        full_buf = DurableBuffer(tmp_path / "b.sqlite", max_bytes=1)
+        full = QueuedExporter("b", RecordingExporter(), tel.component("b"), QueueSettings(max_delay_s=60),
+                              buffer=full_buf)
+        with pytest.raises(Backpressure):
+            Pipeline("traces", Signal.TRACES, [], [roomy, full], tel.component("p")).consume(spans(10))
+        assert roomy.queued_rows == 0 and full.queued_rows == 0
+        full_buf.close()

@@ -1,0 +1,131 @@
+"""Fail-closed routing: tier normalisation, per-tier split among sinks, public checks, counters and the route log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sovtel.records import Batch, Signal, table_from_columns
+from sovtel.routing import (
+    TIERS,
+    RouteLog,
+    Router,
+    SinkPolicy,
+    identifiable,
+    normalise_tiers,
+    route_counter,
+    sink_policy,
+)
+from sovtel.telemetry import Telemetry
+
+ALL = frozenset(TIERS)
+
+
+def spans(tiers: list[str], ids: bool = True) -> Batch:
+    n = len(tiers)
+    cols: dict[str, list[str]] = {"tier": tiers}
+    if ids:
+        cols["trace_id"] = [f"t{i}" for i in range(n)]
+    return Batch(Signal.TRACES, table_from_columns(Signal.TRACES, cols))
+
+
+def metrics(tiers: list[str], tenants: list[str] | None = None) -> Batch:
+    cols = {"tier": tiers, "tenant_id": tenants or [""] * len(tiers), "metric_name": ["m"] * len(tiers)}
+    return Batch(Signal.METRICS, table_from_columns(Signal.METRICS, cols))
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (["local", "sovereign", "public"], ["local", "sovereign", "public"]),
+        (["", "LOCAL", "internal"], ["local", "local", "local"]),
+        ([], []),
+    ],
+)
+def test_unknown_tiers_become_local(given: list[str], expected: list[str]) -> None:
+    """Tier values outside local/sovereign/public (incl. empty and wrong case) normalise to local."""
+    assert normalise_tiers(spans(given).table).column("tier").to_pylist() == expected
+
+
+@pytest.mark.parametrize(
+    ("signal_batch", "expected"),
+    [
+        (spans(["public", "public"]), [True, True]),  # trace ids identify a request
+        (spans(["public"], ids=False), [False]),
+        (metrics(["public", "public"], ["", "acme"]), [False, True]),
+    ],
+)
+def test_identifiable_rows(signal_batch: Batch, expected: list[bool]) -> None:
+    """A row is identifiable when any identifier or content column of its signal is non-empty."""
+    assert identifiable(signal_batch.signal, signal_batch.table).to_pylist() == expected
+
+
+class TestRouter:
+    def router(self, sinks: dict[str, set[str]], carried: list[str] | None = None) -> tuple[Router, Telemetry]:
+        tel = Telemetry()
+        policies = {name: SinkPolicy("x", frozenset(t)) for name, t in sinks.items()}
+        return Router("traces", policies, carried, route_counter(tel.registry)), tel
+
+    def test_each_sink_gets_only_its_permitted_tiers(self) -> None:
+        """Rows are split by tier; a sink permitting two tiers gets both, others only theirs."""
+        r, tel = self.router({"de": {"local", "sovereign"}, "eu": {"sovereign"}, "pub": {"public"}})
+        routed = r.route(metrics(["local", "sovereign", "public", "", "sovereign"]))
+        got = {x.sink: x.batch.table.column("tier").to_pylist() for x in routed.routes}
+        assert got == {"de": ["local", "sovereign", "local", "sovereign"], "eu": ["sovereign", "sovereign"],
+                       "pub": ["public"]}
+        assert routed.dropped == {}
+        r.record(routed)
+        assert tel.total("sovtel_routed_records_total", sink="de", tier="local", decision="delivered") == 2
+
+    @pytest.mark.parametrize(
+        ("sinks", "carried", "tiers", "dropped"),
+        [
+            ({"eu": {"sovereign"}}, None, ["local", "sovereign"], {"no_permitted_sink:local": 1}),
+            ({"eu": {"sovereign", "local"}}, ["sovereign"], ["local", "sovereign"], {"tier_not_carried:local": 1}),
+            ({"pub": {"public"}}, None, ["public", "public"], {"public_identifiable:public": 2}),
+            ({"all": set(TIERS)}, None, ["", "x"], {}),
+        ],
+    )
+    def test_rows_without_a_permitted_sink_are_dropped_not_rerouted(
+        self, sinks: dict[str, set[str]], carried: list[str] | None, tiers: list[str], dropped: dict[str, int]
+    ) -> None:
+        """A row no permitted sink takes is dropped and counted by reason, never given to another sink."""
+        r, tel = self.router(sinks, carried)
+        routed = r.route(spans(tiers))
+        assert routed.dropped == dropped
+        delivered = [t for x in routed.routes for t in x.batch.table.column("tier").to_pylist()]
+        assert len(delivered) == len(tiers) - sum(dropped.values())
+        for x in routed.routes:
+            assert set(x.batch.table.column("tier").to_pylist()) <= set(sinks[x.sink])
+        r.record(routed)
+        for reason, n in dropped.items():
+            why, _, tier = reason.partition(":")
+            assert tel.total("sovtel_routed_records_total", tier=tier, decision=f"dropped:{why}") == n
+
+    def test_route_log_holds_counts_not_identifiers(self, tmp_path: Path) -> None:
+        """The route log records tier, sink, decision and rows per minute, and no value of the rows."""
+        log = RouteLog(tmp_path / "audit" / "routes.jsonl", flush_interval_s=3600)
+        r = Router("traces", {"de": SinkPolicy("de", frozenset({"local"}))}, route_log=log)
+        batch = spans(["local", "local", "sovereign"])
+        r.record(r.route(batch))
+        log.flush()
+        lines = [json.loads(x) for x in (tmp_path / "audit" / "routes.jsonl").read_text().splitlines()]
+        assert {(x["tier"], x["sink"], x["decision"], x["rows"]) for x in lines} == {
+            ("local", "de", "delivered", 2), ("sovereign", "-", "dropped:no_permitted_sink", 1)}
+        text = (tmp_path / "audit" / "routes.jsonl").read_text()
+        assert "t0" not in text and "t1" not in text
+
+
+@pytest.mark.parametrize(
+    ("config", "policy"),
+    [
+        (object(), SinkPolicy()),
+        (type("C", (), {"tiers": ["public"], "jurisdiction": "eu"})(), SinkPolicy("eu", frozenset({"public"}))),
+    ],
+)
+def test_sink_policy_from_config(config: object, policy: SinkPolicy) -> None:
+    """An exporter config without tier fields permits all tiers; declared fields are used as given."""
+    assert sink_policy(config) == policy
+    assert policy.tiers <= ALL
