@@ -222,12 +222,13 @@ def budget(
     if per_window is not None and per_window <= 0:
         _fail("privacy budget", 2, "--budget must be positive")
     db = database or budget_cfg.database
-    if url is not None:
-        from storage.cli import store_from_url
+    if url is not None or store_dir is not None:
+        from storage.cli import StoreOptionError, store_from_options
 
-        store = store_from_url(url, user, password_env)
-    elif store_dir is not None:
-        store = Store.from_config(StoreConfig(path=store_dir))
+        try:
+            store = store_from_options(store_dir, url, user, password_env)
+        except StoreOptionError as exc:
+            _fail("privacy budget", 2, exc.message)
     elif store_cfg is not None:
         store = Store.from_config(store_cfg)
     else:
@@ -384,11 +385,10 @@ def release(
 
     from processors import dp
     from quality.windows import WindowError, parse_window
-    from storage.backend import Store, StoreConfig, StoreError
+    from storage.backend import StoreError
+    from storage.cli import StoreOptionError, store_from_options
     from storage.migrate import SchemaSettings, migrate
 
-    if (store_dir is None) == (url is None):
-        _fail("privacy release", 2, "give exactly one of --store DIR or --url URL")
     for label, name in (("--database", database), ("--to-database", to_database)):
         if not name.isidentifier():
             _fail("privacy release", 2, f"{label} {name!r} must be a plain identifier")
@@ -397,12 +397,10 @@ def release(
         window = parse_window(window_text)
     except (ValueError, WindowError) as exc:
         _fail("privacy release", 2, str(exc))
-    if url is not None:
-        from storage.cli import store_from_url
-
-        store = store_from_url(url, user, password_env)
-    else:
-        store = Store.from_config(StoreConfig(path=store_dir))
+    try:
+        store = store_from_options(store_dir, url, user, password_env)
+    except StoreOptionError as exc:
+        _fail("privacy release", 2, exc.message)
     stats = tuple(dp.Statistic(kind, column, bounds, q) for kind, column, bounds, q in STANDARD_RELEASE)  # type: ignore[arg-type]
     spec = dp.ReleaseSpec(release_name, stats, epsilon, window_s=bucket_s, group_by=("request_model",))
     try:

@@ -20,8 +20,8 @@ from quality.jobs import QualityJobError, check_database, run_drift, save_drift
 from quality.metrics import QualityMetrics
 from quality.report import build_report, publish, render_drift_text, render_html, render_text, save_report
 from quality.windows import Window, WindowError, parse_window
-from storage.backend import Store, StoreConfig, StoreError
-from storage.cli import store_from_url
+from storage.backend import Store, StoreError
+from storage.cli import StoreOptionError, store_from_options
 
 EXIT_DRIFT = 1
 EXIT_BAD_INPUT = 2
@@ -50,18 +50,10 @@ def _store_options(fn: F) -> F:
 
 def open_store(store_dir: Path | None, url: str | None, user: str | None, password_env: str | None) -> Store:
     """The store named on the command line (exactly one of --store and --url)."""
-    if (store_dir is None) == (url is None):
-        _fail(EXIT_BAD_INPUT, "give exactly one of --store DIR or --url URL")
-    if store_dir is not None:
-        if not store_dir.is_dir():
-            _fail(EXIT_BAD_INPUT, f"--store {store_dir}: no such directory")
-        if user or password_env:
-            _fail(EXIT_BAD_INPUT, "--user and --password-env only apply to --url")
-        return Store.from_config(StoreConfig(path=store_dir))
-    assert url is not None
-    if url.startswith("chdb://"):
-        return Store.from_config(StoreConfig(dsn=url))
-    return store_from_url(url, user, password_env)
+    try:
+        return store_from_options(store_dir, url, user, password_env)
+    except StoreOptionError as exc:
+        _fail(EXIT_BAD_INPUT, exc.message)
 
 
 def _window(text: str, option: str) -> Window:

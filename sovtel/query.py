@@ -35,24 +35,14 @@ def run_query(
     sql: str, store: Path | None = None, url: str | None = None, password_env: str | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one read-only statement; return column names and rows."""
-    from storage.backend import StoreError, open_store
+    from storage.backend import StoreError
+    from storage.cli import StoreOptionError, store_from_options
 
     check_read_only(sql)
-    if (store is None) == (url is None):
-        raise QueryError("give exactly one of --store DIR or --url URL", 2)
-    if store is not None:
-        if not Path(store).is_dir():
-            raise QueryError(f"--store {store}: no such directory", 2)
-        db = open_store({"path": str(store)})
-    else:
-        import click
-
-        from storage.cli import store_from_url
-
-        try:
-            db = store_from_url(str(url), password_env=password_env)
-        except click.BadParameter as exc:
-            raise QueryError(str(exc.message), 2) from exc
+    try:
+        db = store_from_options(store, url, password_env=password_env)
+    except StoreOptionError as exc:
+        raise QueryError(exc.message, 2) from exc
     try:
         from retention.ledger import record_query_access
 

@@ -42,6 +42,33 @@ def store_from_url(url: str, user: str | None = None, password_env: str | None =
     return Store(client_factory(config, password=password or ""), embedded=False, target=config.describe())
 
 
+class StoreOptionError(click.ClickException):
+    """The --store/--url options of a command do not name exactly one usable store (exit 2)."""
+
+    exit_code = 2
+
+
+def store_from_options(
+    store_dir: Path | None, url: str | None, user: str | None = None, password_env: str | None = None
+) -> Store:
+    """The store a command line names: exactly one of ``--store DIR`` and ``--url URL`` (or a chdb:// DSN)."""
+    if (store_dir is None) == (url is None):
+        raise StoreOptionError("give exactly one of --store DIR or --url URL")
+    if store_dir is not None:
+        if not Path(store_dir).is_dir():
+            raise StoreOptionError(f"--store {store_dir}: no such directory")
+        if user or password_env:
+            raise StoreOptionError("--user and --password-env only apply to --url")
+        return Store.from_config(StoreConfig(path=Path(store_dir)))
+    assert url is not None
+    if url.startswith("chdb://"):
+        return Store.from_config(StoreConfig(dsn=url))
+    try:
+        return store_from_url(url, user, password_env)
+    except click.BadParameter as exc:
+        raise StoreOptionError(exc.format_message()) from exc
+
+
 @click.group("schema")
 def schema_group() -> None:
     """Create or upgrade the storage schema (tier tables and the AI-Act store)."""
