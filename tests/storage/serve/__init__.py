@@ -1,0 +1,1 @@
+"""Tests of `sovtel serve` (storage/serve)."""
