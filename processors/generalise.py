@@ -20,7 +20,7 @@ from pydantic import Field
 
 from processors.quarantine import MAP_COLUMNS
 from sovtel.component import ComponentConfig, ComponentContext
-from sovtel.records import Batch
+from sovtel.records import Batch, map_entries
 
 Location = Literal["keep", "country", "region", "drop"]
 Tier = Literal["local", "sovereign", "public"]
@@ -155,31 +155,9 @@ def rewrite_map_column(column: pa.ChunkedArray, rewrite: MapRewrite) -> tuple[pa
     """Apply ``rewrite(keys, items) -> (keys, items, keep)`` to every entry of a map (or list of
     maps) column, dropping entries where ``keep`` is False; returns the column and how many
     entries were dropped."""
-    arr = column.combine_chunks()
-    is_map = pa.types.is_map(arr.type)  # a MapArray is also a ListArray: test the type
-    inner = arr
-    if not is_map:
-        lo, hi = int(arr.offsets[0].as_py()), int(arr.offsets[-1].as_py())
-        inner = arr.values.slice(lo, hi - lo)
-    offsets = inner.offsets.to_numpy(zero_copy_only=False)
-    start, end = int(offsets[0]), int(offsets[-1])
-    keys, items = inner.keys.slice(start, end - start), inner.items.slice(start, end - start)
-    new_keys, new_items, keep = rewrite(keys, items)
-    kept_prefix = np.zeros(len(keep) + 1, dtype=np.int64)
-    np.cumsum(keep, out=kept_prefix[1:])
-    new_offsets = kept_prefix[offsets - start].astype(np.int32)
-    mask = pa.array(keep, type=pa.bool_())
-    maps = pa.MapArray.from_arrays(
-        pa.array(new_offsets), new_keys.filter(mask), new_items.filter(mask), type=inner.type, mask=inner.is_null()
-    )
-    dropped = int(len(keep) - keep.sum())
-    if is_map:
-        return pa.chunked_array([maps], type=column.type), dropped
-    list_offsets = arr.offsets.to_numpy(zero_copy_only=False)
-    out = pa.ListArray.from_arrays(
-        pa.array(list_offsets - list_offsets[0], type=pa.int32()), maps, type=column.type, mask=arr.is_null()
-    )
-    return pa.chunked_array([out], type=column.type), dropped
+    entries = map_entries(column)
+    new_keys, new_items, keep = rewrite(entries.keys, entries.items)
+    return entries.rebuild(new_keys, new_items, keep), int(len(keep) - keep.sum())
 
 
 class Generalise:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
 from sovtel.component import ComponentConfig, ComponentContext
-from sovtel.records import ATTRIBUTE_COLUMNS, SPAN_CONTENT_COLUMNS, Batch, Signal
+from sovtel.records import ATTRIBUTE_COLUMNS, SPAN_CONTENT_COLUMNS, Batch, Signal, map_entries
 
 # What an inference operator typically needs to run and debug the service, nothing personal.
 DEFAULT_RESOURCE_KEYS: tuple[str, ...] = (
@@ -116,30 +115,16 @@ class KeyFilter:
             allowed = pc.or_(allowed, pc.starts_with(keys, p))
         return allowed
 
-    def filter_map(self, arr: pa.MapArray) -> tuple[pa.MapArray, int]:
-        """The map array with disallowed entries removed, and how many were removed."""
-        offsets = arr.offsets.to_numpy(zero_copy_only=False)
-        start, end = int(offsets[0]), int(offsets[-1])
-        if end == start:
-            return arr, 0
-        # .keys/.items ignore a slice of the map array; cut them to the slice's range.
-        keys, items = arr.keys, arr.items
-        if start != 0 or len(keys) != end:
-            keys, items = keys.slice(start, end - start), items.slice(start, end - start)
-        mask = self.mask(keys)
-        mask_np = mask.to_numpy(zero_copy_only=False)
-        kept = int(mask_np.sum())
-        removed = (end - start) - kept
+    def filter_column(self, column: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
+        """A map or list<map> column with disallowed entries removed, and how many were removed."""
+        entries = map_entries(column)
+        if len(entries.keys) == 0:
+            return column, 0
+        keep = self.mask(entries.keys).to_numpy(zero_copy_only=False)
+        removed = len(keep) - int(keep.sum())
         if removed == 0:
-            return arr, 0
-        # New offsets: per-row counts of kept entries, accumulated.
-        kept_prefix = np.zeros(len(mask_np) + 1, dtype=np.int64)
-        np.cumsum(mask_np, out=kept_prefix[1:])
-        new_offsets = kept_prefix[offsets - start].astype(np.int32)
-        out = pa.MapArray.from_arrays(
-            pa.array(new_offsets), keys.filter(mask), items.filter(mask), type=arr.type
-        )
-        return out, removed
+            return column, 0
+        return entries.rebuild(entries.keys, entries.items, keep), removed
 
 
 class Minimise:
@@ -155,18 +140,6 @@ class Minimise:
             Signal.METRICS: KeyFilter(cfg.metrics),
         }
 
-    def _filter_column(self, column: pa.ChunkedArray, flt: KeyFilter) -> tuple[pa.ChunkedArray, int]:
-        chunks, removed = [], 0
-        for chunk in column.chunks:
-            if isinstance(chunk, pa.MapArray):
-                new, n = flt.filter_map(chunk)
-            else:  # list<map>: filter the inner maps and keep the list offsets
-                inner, n = flt.filter_map(chunk.values)
-                new = pa.ListArray.from_arrays(chunk.offsets, inner, type=chunk.type)
-            chunks.append(new)
-            removed += n
-        return pa.chunked_array(chunks, type=column.type), removed
-
     def __call__(self, batch: Batch) -> Batch:
         """Drop undeclared attribute keys and, unless allowed, content; count what was dropped."""
         table = batch.table
@@ -176,7 +149,7 @@ class Minimise:
             columns.append("event_attributes")
         for name in columns:
             flt = self.resource if name == "resource_attributes" else self.by_signal[batch.signal]
-            new, removed = self._filter_column(table.column(name), flt)
+            new, removed = flt.filter_column(table.column(name))
             if removed:
                 i = table.schema.get_field_index(name)
                 table = table.set_column(i, table.schema.field(i), new)

@@ -26,7 +26,7 @@ from processors.keyring import KeyKind, KeyRing, KeyRingError
 from processors.quarantine import MAP_COLUMNS, fail_closed, subject_columns
 from sovtel.component import ComponentConfig, ComponentContext
 from sovtel.config import resolve_secret
-from sovtel.records import SPAN_CONTENT_COLUMNS, SPAN_SUBJECT_COLUMNS, Batch, Signal
+from sovtel.records import SPAN_CONTENT_COLUMNS, SPAN_SUBJECT_COLUMNS, Batch, Signal, map_entries
 
 log = logging.getLogger("sovtel.processors.pseudonymise")
 
@@ -147,30 +147,13 @@ def hash_attribute_values(
 ) -> tuple[pa.ChunkedArray, int]:
     """A map (or list of maps) column with the values of ``keys`` pseudonymised; and how many."""
     wanted = pa.array(sorted(set(keys)), type=pa.string())
-    arr = column.combine_chunks()
-    is_map = pa.types.is_map(arr.type)  # a MapArray is also a ListArray: test the type, not the class
-    inner = arr
-    if not is_map:
-        lo = int(arr.offsets[0].as_py())
-        inner = arr.values.slice(lo, int(arr.offsets[-1].as_py()) - lo)
-    offsets = inner.offsets.to_numpy(zero_copy_only=False)
-    start, end = int(offsets[0]), int(offsets[-1])
-    map_keys, items = inner.keys.slice(start, end - start), inner.items.slice(start, end - start)
-    hit = pc.is_in(map_keys, value_set=wanted)
+    entries = map_entries(column)
+    hit = pc.is_in(entries.keys, value_set=wanted)
     n = int(pc.sum(hit).as_py() or 0)
     if n == 0:
         return column, 0
-    new_items = pc.if_else(hit, hash_column(items, key, digest_hex), items)
-    maps = pa.MapArray.from_arrays(
-        pa.array(offsets - start, type=pa.int32()), map_keys, new_items, type=inner.type, mask=inner.is_null()
-    )
-    if is_map:
-        return pa.chunked_array([maps], type=column.type), n
-    list_offsets = arr.offsets.to_numpy(zero_copy_only=False)
-    out = pa.ListArray.from_arrays(
-        pa.array(list_offsets - list_offsets[0], type=pa.int32()), maps, type=column.type, mask=arr.is_null()
-    )
-    return pa.chunked_array([out], type=column.type), n
+    new_items = pc.if_else(hit, hash_column(entries.items, key, digest_hex), entries.items)
+    return entries.rebuild(entries.keys, new_items), n
 
 
 class SubjectHasher:

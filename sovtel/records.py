@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
@@ -226,3 +227,56 @@ def default_array(f: pa.Field, n: int) -> pa.Array:
     if pa.types.is_timestamp(t):
         return pa.array([0] * n, type=pa.int64()).cast(t)
     return pa.array([0] * n, type=t)
+
+
+@dataclass(frozen=True)
+class MapEntries:
+    """The entries of a map or list-of-maps column, flat, with what it takes to put rewritten ones back.
+
+    Processors that rewrite attribute values or drop attribute keys work on ``keys`` and ``items``
+    as flat arrays (no Python object per entry) and hand the result to ``rebuild``.
+    """
+
+    type: pa.DataType
+    outer: pa.ListArray | None  # the list<map> array; None for a plain map column
+    maps: pa.MapArray
+    offsets: np.ndarray  # entry offsets of each map, rebased to 0
+    keys: pa.Array
+    items: pa.Array
+
+    def rebuild(self, keys: pa.Array, items: pa.Array, keep: np.ndarray | None = None) -> pa.ChunkedArray:
+        """The column with ``keys``/``items`` as its entries, dropping entries where ``keep`` is False."""
+        offsets = self.offsets
+        if keep is not None:
+            prefix = np.zeros(len(keep) + 1, dtype=np.int64)
+            np.cumsum(keep, out=prefix[1:])
+            offsets = prefix[offsets]
+            mask = pa.array(keep, type=pa.bool_())
+            keys, items = keys.filter(mask), items.filter(mask)
+        maps = pa.MapArray.from_arrays(
+            pa.array(offsets.astype(np.int32)), keys, items, type=self.maps.type, mask=self.maps.is_null()
+        )
+        if self.outer is None:
+            return pa.chunked_array([maps], type=self.type)
+        lists = self.outer.offsets.to_numpy(zero_copy_only=False)
+        out = pa.ListArray.from_arrays(
+            pa.array(lists - lists[0], type=pa.int32()), maps, type=self.type, mask=self.outer.is_null()
+        )
+        return pa.chunked_array([out], type=self.type)
+
+
+def map_entries(column: pa.ChunkedArray | pa.Array) -> MapEntries:
+    """Flatten a map or list<map> column (any chunking or slicing) into its entries."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    outer: pa.ListArray | None = None
+    maps = arr
+    # A MapArray is also a ListArray: test the type, not the class.
+    if not pa.types.is_map(arr.type):
+        outer = arr
+        lo, hi = int(arr.offsets[0].as_py()), int(arr.offsets[-1].as_py())
+        maps = arr.values.slice(lo, hi - lo)
+    offsets = maps.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+    start, end = int(offsets[0]), int(offsets[-1])
+    # .keys/.items ignore a slice of the map array; cut them to the slice's range.
+    keys, items = maps.keys.slice(start, end - start), maps.items.slice(start, end - start)
+    return MapEntries(arr.type, outer, maps, offsets - start, keys, items)
