@@ -20,8 +20,17 @@ class SovtelIbanRecognizer(SovtelRecognizer):
     TRIGGER = r"[A-Za-z]{2}\d{2}"
 
     def validate_result(self, pattern_text: str) -> bool:
-        """True when the leading characters form an IBAN of the country's length with valid check digits."""
-        return iban_valid_prefix(alnum_upper(pattern_text)) is not None
+        """True when the characters form an IBAN of the country's length with valid check digits.
+
+        Written in groups, trailing characters after the IBAN's length are tolerated (the last group
+        may run into other text); written compact, the whole token must be the IBAN, or one hex
+        digest in a hundred (letters, digits, a lucky MOD 97) would pass for one.
+        """
+        compact = alnum_upper(pattern_text)
+        valid = iban_valid_prefix(compact)
+        if valid is None:
+            return False
+        return valid == compact or not pattern_text.isalnum()
 
     def normalise(self, text: str) -> str:
         """The compact upper-case IBAN."""

@@ -159,3 +159,16 @@ class TestChecksums:
         """Each algorithm accepts a published valid example and rejects a one-digit change."""
         assert fn(good)
         assert not fn(bad)
+
+
+def test_hex_digests_are_not_ibans() -> None:
+    """Compact tokens longer than their country's IBAN (e.g. hex digests) are not taken for IBANs."""
+    import hashlib
+
+    from processors.recognizers.iban import SovtelIbanRecognizer
+
+    rec = SovtelIbanRecognizer()
+    assert rec.validate_result("DE89370400440532013000")
+    assert not rec.validate_result("de89370400440532013000" + "a" * 10)
+    digests = [hashlib.sha256(str(i).encode()).hexdigest()[:32] for i in range(20_000)]
+    assert not [d for d in digests if rec.validate_result(d)]
