@@ -19,7 +19,7 @@ from pydantic import Field
 from processors.pseudonymise import DEFAULT_ATTRIBUTE_KEYS, KeySource, SubjectHasher, replace_echoes, set_key_ids
 from processors.quarantine import MAP_COLUMNS, fail_closed
 from sovtel.component import ComponentConfig, ComponentContext
-from sovtel.records import SPAN_SUBJECT_COLUMNS, Batch
+from sovtel.records import SPAN_SUBJECT_COLUMNS, Batch, Signal
 
 log = logging.getLogger("sovtel.processors.pepper")
 
@@ -66,29 +66,18 @@ class Pepper:
                 new_ids = pc.if_else(pa.array(todo), pc.binary_join_element_wise(key_ids, active.key_id, ":"), key_ids)
                 table = set_key_ids(table, new_ids)
             if empty.any():
-                table = fail_closed(
-                    table,
-                    signal,
-                    empty,
-                    mode=self.cfg.on_error,
-                    reason="not_pseudonymised",
-                    telemetry=self.ctx.telemetry,
-                    subjects=True,
-                )
+                table = self._fail_closed(table, signal, empty, "not_pseudonymised")
             return batch.replace(table)
         except Exception as exc:
             log.error("peppering failed for %d %s records (%s)", batch.rows, signal.value, type(exc).__name__)
-            rows = np.ones(batch.rows, dtype=bool)
-            table = fail_closed(
-                batch.table,
-                signal,
-                rows,
-                mode=self.cfg.on_error,
-                reason="pepper_error",
-                telemetry=self.ctx.telemetry,
-                subjects=True,
-            )
-            return batch.replace(table)
+            everything = np.ones(batch.rows, dtype=bool)
+            return batch.replace(self._fail_closed(batch.table, signal, everything, "pepper_error"))
+
+    def _fail_closed(self, table: pa.Table, signal: Signal, rows: np.ndarray, reason: str) -> pa.Table:
+        """Quarantine or drop ``rows`` (per config), subjects included, counted under ``reason``."""
+        return fail_closed(
+            table, signal, rows, mode=self.cfg.on_error, reason=reason, telemetry=self.ctx.telemetry, subjects=True
+        )
 
 
 def create(ctx: ComponentContext, config: Config) -> Pepper:
