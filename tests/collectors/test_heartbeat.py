@@ -14,6 +14,7 @@ from sovtel.pipeline import Service
 from sovtel.records import Signal
 from sovtel.telemetry import Telemetry
 from storage.backend import open_store
+from tests.waiting import wait_until
 
 
 def test_snapshot_has_up_and_self_telemetry() -> None:
@@ -42,9 +43,7 @@ def test_beats_repeat_until_shutdown() -> None:
     consumer = InMemoryConsumer()
     hb = Heartbeat(ComponentContext(name="heartbeat", telemetry=Telemetry().component("h")), Config(interval_s=0.05))
     hb.start({Signal.METRICS: consumer})
-    deadline = time.monotonic() + 10
-    while len(consumer.batches) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: len(consumer.batches) >= 3)
     hb.shutdown()
     seen = len(consumer.batches)
     time.sleep(0.15)
@@ -63,12 +62,16 @@ def test_heartbeats_land_in_pipeline_health(chdb_dsn: str, unique_db: str) -> No
     })
     svc = Service(cfg)
     svc.start()
-    time.sleep(0.5)
-    svc.shutdown()
     store = open_store({"dsn": chdb_dsn})
-    rows = store.query_rows(
-        f"SELECT node, count(), uniqExact(timestamp) FROM {unique_db}.pipeline_health "
-        "WHERE metric = 'sovtel_up' GROUP BY node"
-    )
+
+    def beats() -> list[tuple[str, int, int]]:
+        return [tuple(r) for r in store.query_rows(  # type: ignore[misc]
+            f"SELECT node, count(), uniqExact(timestamp) FROM {unique_db}.pipeline_health "
+            "WHERE metric = 'sovtel_up' GROUP BY node")]
+
+    try:
+        rows = wait_until(lambda: (r := beats()) and r[0][2] >= 2 and r)
+    finally:
+        svc.shutdown()
     assert rows and rows[0][0] == "gpu-node-9"
     assert rows[0][2] >= 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pynvml
 import pytest
@@ -17,6 +16,7 @@ from sovtel.component import Accepted, Backpressure, ComponentContext
 from sovtel.config import ConfigError, parse_config
 from sovtel.records import METRIC_SCHEMA, Batch, Signal
 from sovtel.telemetry import Telemetry
+from tests.waiting import wait_until
 
 
 class Sink:
@@ -66,15 +66,6 @@ def sample(tel: Telemetry, name: str, **labels: str) -> float | None:
         if n == name and all(lab.get(k) == x for k, x in labels.items()):
             return v
     return None
-
-
-def wait_for(check, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 EXPECTED_METRICS = [
@@ -191,7 +182,7 @@ class TestPrometheus:
         r, tel = receiver(xid_events=False, interval_s=60)
         r.shutdown()
         r.start({Signal.METRICS: Sink()})
-        assert wait_for(lambda: sample(tel, "gpu_up") == 1.0)
+        assert wait_until(lambda: sample(tel, "gpu_up") == 1.0)
         r.shutdown()
         r.shutdown()
         assert sample(tel, "gpu_up") is None
@@ -253,12 +244,12 @@ class TestFailures:
         sink = Sink()
         with caplog.at_level(logging.WARNING, logger="sovtel.nvml"):
             r.start({Signal.METRICS: sink})
-            assert wait_for(lambda: nv.calls.get("nvmlInit", 0) >= 4)
+            assert wait_until(lambda: nv.calls.get("nvmlInit", 0) >= 4)
             assert sample(tel, "gpu_up") == 0.0
             assert sink.batches == []
             assert r._threads[0].is_alive()
             nv.driver_loaded = True
-            assert wait_for(lambda: sample(tel, "gpu_up") == 1.0)
+            assert wait_until(lambda: sample(tel, "gpu_up") == 1.0)
         r.shutdown()
         lines = [m for m in caplog.messages if "NVML unavailable" in m]
         assert len(lines) == 1 and "gpu_up=0" in lines[0]
@@ -280,13 +271,13 @@ class TestXid:
         with caplog.at_level(logging.ERROR, logger="sovtel.nvml"):
             r.start({Signal.METRICS: sink})
             # After the first poll and with the event thread waiting: the next poll is a minute away.
-            assert wait_for(lambda: r.polls >= 1 and nv.calls.get("nvmlEventSetWait", 0) >= 1)
+            assert wait_until(lambda: r.polls >= 1 and nv.calls.get("nvmlEventSetWait", 0) >= 1)
             nv.inject_xid(1, 79)
 
             def xid_rows() -> list[dict]:
                 return [row for row in sink.rows() if dict(row["attributes"]).get("error.type") == "xid"]
 
-            assert wait_for(lambda: len(xid_rows()) == 1, timeout=3.0)
+            assert wait_until(lambda: len(xid_rows()) == 1)
         row = xid_rows()[0]
         assert dict(row["attributes"])["hw.gpu.xid"] == "79" and dict(row["attributes"])["gpu.index"] == "1"
         assert row["value"] == 1.0 and row["metric_name"] == "hw.errors"
@@ -301,9 +292,9 @@ class TestXid:
         r, tel = receiver(nv, interval_s=60)
         sink = Sink()
         r.start({Signal.METRICS: sink})
-        assert wait_for(lambda: nv.calls.get("nvmlEventSetWait", 0) >= 1)
+        assert wait_until(lambda: nv.calls.get("nvmlEventSetWait", 0) >= 1)
         nv.inject_xid(1, 31)
-        assert wait_for(lambda: sample(tel, "hw_errors_total", gpu="1", error_type="xid", hw_gpu_xid="31") == 1.0)
+        assert wait_until(lambda: sample(tel, "hw_errors_total", gpu="1", error_type="xid", hw_gpu_xid="31") == 1.0)
         assert sample(tel, "sovtel_nvml_not_supported_total", gpu="0", reading="xid_events") == 1.0
         r.shutdown()
 
@@ -319,7 +310,7 @@ class TestConfig:
         tel = Telemetry()
         r = create(ComponentContext(name="nvml", telemetry=tel.component("nvml")), Config(init_retry_s=60))
         r.start({Signal.METRICS: Sink()})
-        assert wait_for(lambda: pynvml_tried(r))
+        assert wait_until(lambda: pynvml_tried(r))
         assert sample(tel, "gpu_up") == 0.0
         r.shutdown()
 

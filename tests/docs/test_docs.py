@@ -11,6 +11,7 @@ preceded by ``<!-- doctest: skip (reason) -->`` is reported as skipped with its 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import shutil
@@ -62,9 +63,10 @@ def seed(tmp_path_factory) -> Path:
     (ws / "keys").mkdir()
     for name in ("n1", "p1"):
         (ws / "keys" / f"{name}.key").write_text(secrets.token_hex(32))
+    created = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     (ws / "keyring.yaml").write_text(
-        "node:\n  active: n1\n  keys:\n    n1: {ref: 'file:keys/n1.key', created: '2026-11-01T00:00:00Z'}\n"
-        "pepper:\n  active: p1\n  keys:\n    p1: {ref: 'file:keys/p1.key', created: '2026-11-01T00:00:00Z'}\n"
+        f"node:\n  active: n1\n  keys:\n    n1: {{ref: 'file:keys/n1.key', created: '{created}'}}\n"
+        f"pepper:\n  active: p1\n  keys:\n    p1: {{ref: 'file:keys/p1.key', created: '{created}'}}\n"
     )
     (ws / "jobs.yaml").write_text(
         "tiers:\n  - path: .sovtel/store\n    databases: [sovtel]\n"

@@ -10,10 +10,9 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,10 @@ from sovtel.records import Signal
 from sovtel.telemetry import Telemetry
 from storage.backend import Store, StoreConfig
 from tests.dashboards.spans import span_batch
+from tests.waiting import wait_until
+
+# What a query raises before the first scrape landed.
+SCRAPE_PENDING = (OSError, AssertionError, IndexError, KeyError, ValueError)
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (run python -m tests.setup)")
@@ -44,18 +47,6 @@ def query(base: str, promql: str) -> list[dict]:
         body = json.load(resp)
     assert body["status"] == "success", body
     return list(body["data"]["result"])
-
-
-def wait_for(check, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return True
-        except (OSError, AssertionError, IndexError, KeyError, ValueError):  # not scraped yet
-            pass
-        time.sleep(0.25)
-    return False
 
 
 @pytest.fixture
@@ -117,9 +108,12 @@ def test_prometheus_scrapes_gpu_pipeline_and_genai_metrics(
 ) -> None:
     """Prometheus answers PromQL for GPU gauges, self-telemetry counters and GenAI histogram quantiles with sane
     values, and the GPU rows reached gpu_metrics through the ordinary metrics insert path."""
-    assert wait_for(lambda: query(prometheus, "gpu_up")[0]["value"][1] == "1", timeout=30), "no gpu_up 1 scraped"
-    assert wait_for(lambda: float(query(prometheus, 'sum(sovtel_received_records_total{component="pipeline/metrics"})')
-                                  [0]["value"][1]) > 0, timeout=15)
+    def scraped(check: Callable[[], bool]) -> bool:
+        return bool(wait_until(check, interval=0.25, ignore=SCRAPE_PENDING))
+
+    assert scraped(lambda: query(prometheus, "gpu_up")[0]["value"][1] == "1"), "no gpu_up 1 scraped"
+    assert scraped(lambda: float(query(prometheus, 'sum(sovtel_received_records_total{component="pipeline/metrics"})')
+                                 [0]["value"][1]) > 0)
 
     util = query(prometheus, 'hw_gpu_utilization_ratio{hw_gpu_task="general"}')
     assert {r["metric"]["gpu"] for r in util} == {"0", "1"}

@@ -121,7 +121,7 @@ class TestBudget:
         store = Store.from_config(StoreConfig(dsn=chdb_dsn))
         migrate(store, SchemaSettings(database=unique_db, aiact_database=f"{unique_db}_ai"), include_aiact=False)
         ledger = dp.BudgetLedger(dp.ClickHouseLedger(store, unique_db), 1.0)
-        w = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+        w = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
         ledger.charge("tenant-a", w, 0.4, "r")
         ledger.charge("tenant-a", w, 0.8, "r")
         store.close()
@@ -131,7 +131,7 @@ class TestBudget:
         assert result.exit_code == 0, result.stderr
         rows = json.loads(result.stdout)
         assert rows == [
-            {"tenant_id": "tenant-a", "window_start": "2026-03-01T00:00:00+00:00", "spent": 0.4, "remaining": 0.6,
+            {"tenant_id": "tenant-a", "window_start": w.isoformat(), "spent": 0.4, "remaining": 0.6,
              "budget": 1.0, "releases": 1, "refusals": 1}
         ]  # fmt: skip
         text = CliRunner().invoke(cli, ["privacy", "budget", "--store", str(chdb_dir), "--database", unique_db])

@@ -13,7 +13,9 @@ from quality.simulate import traffic_table
 from storage.backend import Store, StoreConfig
 from storage.migrate import SchemaSettings, migrate
 
-DAY = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+# Midnight UTC two days before the run: a whole day of traffic, in the past and well inside the
+# 30-day personal retention, whatever the date (rows older than the TTL are dropped on insert).
+DAY = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=2)
 START_NS = int(DAY.timestamp()) * 1_000_000_000
 V1, V2 = "llama-3.1-8b-instruct-v1", "llama-3.1-8b-instruct-v2"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -11,11 +12,14 @@ from click.testing import CliRunner
 from quality.cli import quality_group
 from sovtel.cli import cli
 from storage.backend import Store
-from tests.quality.conftest import START_NS, V1, V2, scored_traffic
+from tests.quality.conftest import DAY, START_NS, V1, V2, scored_traffic
 
 HALF_NS = 1500 * 20_000_000_000
-REFERENCE = "2026-11-01T00:00/2026-11-01T08:20"
-CURRENT = "2026-11-01T08:20/2026-11-02T00:00"
+HALF = DAY + dt.timedelta(seconds=HALF_NS / 1e9)
+NEXT_DAY = DAY + dt.timedelta(days=1)
+REFERENCE = f"{DAY:%Y-%m-%dT%H:%M}/{HALF:%Y-%m-%dT%H:%M}"
+CURRENT = f"{HALF:%Y-%m-%dT%H:%M}/{NEXT_DAY:%Y-%m-%dT%H:%M}"
+WHOLE_DAY = f"{DAY:%Y-%m-%dT%H:%M}/{NEXT_DAY:%Y-%m-%dT%H:%M}"
 
 
 @pytest.fixture
@@ -56,7 +60,7 @@ def test_report_json_and_html(shifted: Store, chdb_dsn: str, unique_db: str, tmp
     """``report`` prints JSON with totals and comparisons and writes a self-contained HTML page."""
     page = tmp_path / "report.html"
     code, out, _ = invoke("report", "--url", chdb_dsn, "--database", unique_db,
-                          "--window", "2026-11-01T00:00/2026-11-02T00:00", "--json", "--html", str(page),
+                          "--window", WHOLE_DAY, "--json", "--html", str(page),
                           "--drift-current", "12h")
     assert code == 0, out
     data = json.loads(out)
@@ -70,7 +74,7 @@ def test_report_json_and_html(shifted: Store, chdb_dsn: str, unique_db: str, tmp
 def test_report_text(shifted: Store, chdb_dsn: str, unique_db: str) -> None:
     """Without --json the report is a readable table."""
     code, out, _ = invoke("report", "--url", chdb_dsn, "--database", unique_db, "--no-save",
-                          "--window", "2026-11-01T00:00/2026-11-02T00:00", "--drift-current", "off")
+                          "--window", WHOLE_DAY, "--drift-current", "off")
     assert code == 0 and "95% CI" in out and "Version comparisons" in out
 
 

@@ -228,7 +228,7 @@ def test_flush_times_out_when_exporter_keeps_failing() -> None:
     q.enqueue(spans(10))
     t0 = time.monotonic()
     assert q.flush(0.5) is False
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 60  # returns near its timeout; the bound only catches a hang
     q.shutdown(timeout=0.2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pyarrow as pa
@@ -379,3 +380,15 @@ class TestStoreLifecycle:
             t.join()
         assert errors == []
         assert store.query_rows(f"SELECT count() FROM {table}") == [(6 * 3 * 20,)]
+
+
+def test_engine_and_python_share_one_clock(chdb_dsn: str) -> None:
+    """The engine's now() and Python's clock agree, so dates tests compute from Python's now are now for TTLs too."""
+    store = Store.from_config(StoreConfig(dsn=chdb_dsn))
+    try:
+        before = dt.datetime.now(dt.UTC).timestamp()
+        (engine_now,) = store.query_rows("SELECT toUnixTimestamp64Milli(now64(3))")[0]
+        after = dt.datetime.now(dt.UTC).timestamp()
+    finally:
+        store.close()
+    assert before - 1 <= engine_now / 1000 <= after + 1

@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 import clickhouse_connect
 import pytest
 
+from tests.waiting import DEADLINE_S, wait_until
+
 REPO = Path(__file__).resolve().parents[3]
 
 # name → (role, token or None, password or None); secrets reach the server through env: references.
@@ -110,15 +112,11 @@ class ServedStore:
         path = self.store_dir / "sovtel-audit" / "queries.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def audit_record(self, query_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    def audit_record(self, query_id: str, timeout: float = DEADLINE_S) -> dict[str, Any]:
         """The query log's record of ``query_id`` (written just after the response, so waited for)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [r for r in self.audit() if r["query_id"] == query_id]
-            if found or time.monotonic() > deadline:
-                assert found, f"no audit record for {query_id}"
-                return found[0]
-            time.sleep(0.05)
+        found = wait_until(lambda: [r for r in self.audit() if r["query_id"] == query_id], timeout)
+        assert found, f"no audit record for {query_id}"
+        return found[0]
 
     def close(self) -> None:
         for client in self.clients:
