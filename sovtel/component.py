@@ -73,11 +73,41 @@ class Receiver(Protocol):
 
 @runtime_checkable
 class Processor(Protocol):
-    """Transforms a batch and returns it; may drop rows, counting them by reason."""
+    """Transforms a batch and returns it; may drop rows, counting them by reason.
+
+    A processor may also define the optional lifecycle of ``Lifecycle``: heavy set-up (an NER
+    model, key rings, plugins) belongs in ``start``, so a bad model or key fails at start-up with a
+    clear message instead of on the first batch.
+    """
 
     def __call__(self, batch: Batch) -> Batch:
         """Return the processed batch (possibly with fewer rows); called on the receiver's thread."""
         ...
+
+
+@runtime_checkable
+class Lifecycle(Protocol):
+    """The optional ``start``/``shutdown`` of a processor, as the OpenTelemetry Collector's components have."""
+
+    def start(self, context: ComponentContext) -> None:
+        """Load what the component holds; raise here, at start-up, if it cannot work. Called once, before data."""
+        ...
+
+    def shutdown(self) -> None:
+        """Release what ``start`` loaded; idempotent and safe without start."""
+        ...
+
+
+def start_component(component: object, context: ComponentContext) -> None:
+    """Start ``component`` if it has the optional lifecycle (processors without one need nothing)."""
+    if isinstance(component, Lifecycle):
+        component.start(context)
+
+
+def shutdown_component(component: object) -> None:
+    """Shut ``component`` down if it has the optional lifecycle."""
+    if isinstance(component, Lifecycle):
+        component.shutdown()
 
 
 @runtime_checkable

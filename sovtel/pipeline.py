@@ -30,6 +30,8 @@ from sovtel.component import (
     Processor,
     Receiver,
     Rejected,
+    shutdown_component,
+    start_component,
 )
 from sovtel.config import Config, resolve_secret
 from sovtel.records import Batch, Signal
@@ -467,6 +469,7 @@ class Service:
         self.receivers: dict[str, Receiver] = {}
         self.exporters: dict[str, QueuedExporter] = {}
         self.pipelines: dict[str, Pipeline] = {}
+        self._started_processors: list[Processor] = []
         self.metrics_port: int | None = None
         self.route_log: RouteLog | None = None
         self._started = False
@@ -539,6 +542,9 @@ class Service:
                     qe.start()
                 outputs.append(self.exporters[ename])
             procs = [(n, self._create("processors", n)) for n in pcfg.processors]
+            for n, proc in procs:
+                self._started_processors.append(proc)
+                start_component(proc, self._ctx(n))
             ptel = self.telemetry.component(f"pipeline/{pname}")
             router = Router(pname, {o.name: o.policy for o in outputs}, pcfg.tiers, counters, self.route_log)
             self.pipelines[pname] = Pipeline(pname, signal, procs, outputs, ptel, router)
@@ -580,6 +586,12 @@ class Service:
             except Exception:
                 log.exception("exporter %s shutdown failed", q.name)
         self.exporters.clear()
+        for proc in reversed(self._started_processors):
+            try:
+                shutdown_component(proc)
+            except Exception:
+                log.exception("processor shutdown failed")
+        self._started_processors.clear()
         self.pipelines.clear()
         if self.route_log is not None:
             self.route_log.flush()
