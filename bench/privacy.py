@@ -22,9 +22,9 @@ from presidio_analyzer import AnalyzerEngine
 from presidio_analyzer.nlp_engine import NlpEngineProvider
 from presidio_anonymizer import AnonymizerEngine
 
+from app.privacy import scrub_stream
 from bench.common import Section, machine, pin_to_one_core
 from processors import corpus, pii
-from processors.cli import scrub_stream
 from processors.recognizers.person_name import given_names, surnames
 from processors.recognizers.person_ner import DEFAULT_MODEL
 

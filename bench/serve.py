@@ -136,7 +136,7 @@ def _check(got: int, expected: int) -> None:
 def served_store(directory: Path) -> Iterator[int]:
     """A ``storage.serve`` child on ``directory`` (loopback, no auth: a throwaway store); yields its port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "storage.serve", "--store", str(directory), "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "app.serve", "--store", str(directory), "--listen", "127.0.0.1:0",
          "--insecure-no-auth"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )

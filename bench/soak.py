@@ -58,7 +58,7 @@ class Collector:
         (root / "collector.yaml").write_text(json.dumps(cfg))
         self.log = (root / "collector.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from sovtel.cli import main; main()", "run", "-c", str(root / "collector.yaml")],
+            [sys.executable, "-c", "from app.cli import main; main()", "run", "-c", str(root / "collector.yaml")],
             stdout=self.log, stderr=self.log,
         )
         deadline = time.monotonic() + 120

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from app.cli import cli
+from app.dashboards import dashboards_group
 from dashboards import grafana
 from dashboards.attribution import refresh_gpu_attribution
-from dashboards.cli import dashboards_group
 from dashboards.definitions import DASHBOARDS
 from dashboards.macros import TimeRange, expand
 from dashboards.model import DATASOURCE_UIDS, Kind, Panel, Source
 from dashboards.render import render_html, render_store, run_panel
-from sovtel.cli import cli
 from tests.dashboards.conftest import DemoStore
 
 GENERATED = Path(__file__).resolve().parents[2] / "dashboards" / "generated"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from grafana_client.api import GrafanaApi
 
-from dashboards.cli import dashboards_group
+from app.dashboards import dashboards_group
 from dashboards.definitions import DASHBOARDS
 from dashboards.provision import clickhouse_datasource, prometheus_datasource, provision
 

@@ -177,7 +177,7 @@ def _free_port() -> int:
 
 def _start_collector(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     out = log.open("ab")
-    return subprocess.Popen([sys.executable, "-c", "from sovtel.cli import main; main()", "run", "-c", str(cfg)],
+    return subprocess.Popen([sys.executable, "-c", "from app.cli import main; main()", "run", "-c", str(cfg)],
                             stdout=out, stderr=out)
 
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from app.cli import cli
 from collectors.otlp_client import AckingClient, trace_id_of
-from sovtel.cli import cli
 from sovtel.config import ConfigError, parse_config
 from sovtel.pipeline import Service
 from storage.backend import open_store

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from app.cli import cli
 from processors import dp
-from sovtel.cli import cli
 from storage.backend import Store, StoreConfig
 from storage.migrate import SchemaSettings, migrate
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from app.cli import cli
 from processors.dp import Statistic, dp_statistic
-from sovtel.cli import cli
 from sovtel.records import Signal, table_from_columns
 from storage.backend import open_store
 from storage.migrate import SchemaSettings, migrate

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from quality.cli import quality_group
-from sovtel.cli import cli
+from app.cli import cli
+from app.quality import quality_group
 from storage.backend import Store
 from tests.quality.conftest import DAY, START_NS, V1, V2, scored_traffic
 

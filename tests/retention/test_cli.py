@@ -8,9 +8,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from retention import cli as retention_cli
+from app import retention as retention_cli
+from app.cli import cli
 from retention.erasure import ErasureReport, TableErasure
-from sovtel.cli import cli
 from tests.retention.conftest import NOW, count, insert_spans, stop_ttl_merges
 
 

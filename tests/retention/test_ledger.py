@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.query import run_query
 from retention.checkpoints import Checkpoint, canonical_json, read_checkpoints, sign_checkpoint, write_checkpoint
 from retention.guard import PersonalDataError
 from retention.ledger import (
@@ -23,7 +24,6 @@ from retention.ledger import (
     verify_entries,
     verify_ledger,
 )
-from sovtel.query import run_query
 from storage.backend import Store
 from tests.retention.conftest import count
 

@@ -1,4 +1,4 @@
-"""Tests for sovtel.cli: exit codes and messages people see."""
+"""Tests for app.cli: exit codes and messages people see."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from sovtel.cli import cli
+from app.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,10 +1,10 @@
-"""Tests for sovtel.query: only read-only statements reach the store."""
+"""Tests for app.query: only read-only statements reach the store."""
 
 from __future__ import annotations
 
 import pytest
 
-from sovtel.query import QueryError, check_read_only
+from app.query import QueryError, check_read_only
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from sovtel.cli import cli
+from app.cli import cli
 from storage.access import COLLECTOR, RETENTION, ROLES, access_statements, tier_reader
 from storage.migrate import SchemaSettings
 

@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from storage.cli import schema_group, store_from_url
+from app.store import schema_group, store_from_url
 from storage.migrate import load_migrations
 
 

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from sovtel.cli import cli
+from app.cli import cli
 from storage.backend import StoreError
 from storage.clickhouse import Config as ExporterConfig
 from storage.cluster import ClusterConfig, cluster_settings, distributed_statements, render_cluster, split_statements

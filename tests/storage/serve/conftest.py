@@ -148,7 +148,7 @@ def users_yaml(limits: Mapping[str, int] | None = None) -> tuple[str, dict[str, 
 
 
 def start_server(root: Path, limits: Mapping[str, int] | None = None, extra_args: tuple[str, ...] = ()) -> ServedStore:
-    """Start `python -m storage.serve` on a store under ``root`` and wait until it listens."""
+    """Start `python -m app.serve` on a store under ``root`` and wait until it listens."""
     text, env_secrets = users_yaml(limits)
     config = root / "users.yaml"
     config.write_text(text)
@@ -156,7 +156,7 @@ def start_server(root: Path, limits: Mapping[str, int] | None = None, extra_args
     stderr_path = root / "serve.stderr"
     env = {**os.environ, **env_secrets, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "storage.serve", "--store", str(store_dir), "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "app.serve", "--store", str(store_dir), "--listen", "127.0.0.1:0",
          "--config", str(config), *extra_args],
         stdout=subprocess.PIPE, stderr=stderr_path.open("w"), text=True, env=env, cwd=REPO,
     )

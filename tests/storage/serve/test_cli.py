@@ -11,8 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from storage.serve import serve_command
-from storage.serve.cli import is_loopback, parse_listen
+from app.serve import is_loopback, parse_listen, serve_command
 from tests.storage.serve.conftest import REPO
 
 
@@ -22,7 +21,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 
 def test_is_mounted_as_sovtel_serve():
     """The command is a click command named `serve` that the sovtel CLI mounts."""
-    from sovtel.cli import cli
+    from app.cli import cli
 
     assert isinstance(serve_command, click.Command) and serve_command.name == "serve"
     assert cli.commands.get("serve") is serve_command
@@ -95,7 +94,7 @@ class TestRefusals:
     def test_store_held_by_another_process_exits_1(self, served):
         """A store already served by another process is refused with exit 1 and a hint."""
         result = subprocess.run(
-            [sys.executable, "-m", "storage.serve", "--store", str(served.store_dir), "--listen", "127.0.0.1:0",
+            [sys.executable, "-m", "app.serve", "--store", str(served.store_dir), "--listen", "127.0.0.1:0",
              "--insecure-no-auth"],
             check=False, capture_output=True, text=True, timeout=120, cwd=REPO, env=served.env,
         )
@@ -108,7 +107,7 @@ def test_insecure_mode_warns_serves_as_admin_and_stops_on_sigterm(tmp_path):
     import http.client
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "storage.serve", "--store", str(tmp_path / "store"), "--listen", "127.0.0.1:0",
+        [sys.executable, "-m", "app.serve", "--store", str(tmp_path / "store"), "--listen", "127.0.0.1:0",
          "--insecure-no-auth"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )

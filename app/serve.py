@@ -138,3 +138,7 @@ def serve_command(
 def _fail(code: int, message: str) -> NoReturn:
     click.echo(f"sovtel serve: {message}", err=True)
     sys.exit(code)
+
+
+if __name__ == "__main__":  # ``python -m app.serve``: the same command as ``sovtel serve``
+    serve_command(prog_name="sovtel serve")

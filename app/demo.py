@@ -190,7 +190,7 @@ def _cli_job(args: list[str]) -> tuple[int, str]:
     import contextlib
     import io
 
-    from sovtel.cli import cli
+    from app.cli import cli
 
     out = io.StringIO()
     code = 0

@@ -15,13 +15,13 @@ from typing import Any, NoReturn, TypeVar
 import click
 from prometheus_client import CollectorRegistry
 
+from app.store import StoreOptionError, store_from_options
 from quality.drift import DriftConfig, DriftConfigError, load_drift_config
 from quality.jobs import QualityJobError, check_database, run_drift, save_drift
 from quality.metrics import QualityMetrics
 from quality.report import build_report, publish, render_drift_text, render_html, render_text, save_report
 from quality.windows import Window, WindowError, parse_window
 from storage.backend import Store, StoreError
-from storage.cli import StoreOptionError, store_from_options
 
 EXIT_DRIFT = 1
 EXIT_BAD_INPUT = 2

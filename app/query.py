@@ -35,8 +35,8 @@ def run_query(
     sql: str, store: Path | None = None, url: str | None = None, password_env: str | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one read-only statement; return column names and rows."""
+    from app.store import StoreOptionError, store_from_options
     from storage.backend import StoreError
-    from storage.cli import StoreOptionError, store_from_options
 
     check_read_only(sql)
     try:

@@ -223,7 +223,7 @@ def budget(
         _fail("privacy budget", 2, "--budget must be positive")
     db = database or budget_cfg.database
     if url is not None or store_dir is not None:
-        from storage.cli import StoreOptionError, store_from_options
+        from app.store import StoreOptionError, store_from_options
 
         try:
             store = store_from_options(store_dir, url, user, password_env)
@@ -383,10 +383,10 @@ def release(
 
     import pyarrow as pa
 
+    from app.store import StoreOptionError, store_from_options
     from processors import dp
     from quality.windows import WindowError, parse_window
     from storage.backend import StoreError
-    from storage.cli import StoreOptionError, store_from_options
     from storage.migrate import SchemaSettings, migrate
 
     for label, name in (("--database", database), ("--to-database", to_database)):

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.store import store_from_url
 from retention.aiact import AiActStore, Evaluation, Incident, ModelVersion
 from retention.audit import AuditContext, run_audit
 from retention.checkpoints import CheckpointError, generate_key, load_public_key, load_signing_key
@@ -37,7 +38,6 @@ from retention.report import write_report
 from retention.tables import CatalogError, quote_identifier
 from sovtel.config import SecretError, resolve_secret
 from storage.backend import Store, StoreConfig, StoreError, StoreLocation
-from storage.cli import store_from_url
 
 EXIT_FOUND = 1
 EXIT_BAD_INPUT = 2

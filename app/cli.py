@@ -23,15 +23,15 @@ from sovtel.config import ConfigError, load_config
 # Command groups other packages contribute: (module, attribute). A package that is not there
 # yet simply contributes nothing; one that is there but broken fails loudly.
 PLUGIN_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("storage.cli", "schema_group"),
-    ("storage.serve", "serve_command"),
-    ("processors.cli", "privacy_group"),
-    ("processors.cli", "keys_group"),
-    ("retention.cli", "retention_group"),
-    ("retention.cli", "audit_group"),
-    ("retention.cli", "aiact_group"),
-    ("quality.cli", "quality_group"),
-    ("dashboards.cli", "dashboards_group"),
+    ("app.store", "schema_group"),
+    ("app.serve", "serve_command"),
+    ("app.privacy", "privacy_group"),
+    ("app.privacy", "keys_group"),
+    ("app.retention", "retention_group"),
+    ("app.retention", "audit_group"),
+    ("app.retention", "aiact_group"),
+    ("app.quality", "quality_group"),
+    ("app.dashboards", "dashboards_group"),
 )
 
 
@@ -108,13 +108,13 @@ def run(config_path: Path) -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(duration: float, rate: int, store: Path | None, as_json: bool, seed: int) -> None:
     """Run the pipeline on an embedded store with synthetic GenAI traffic over real OTLP; print a summary."""
-    from sovtel.demo import run_demo
+    from app.demo import run_demo
 
     summary = run_demo(duration=duration, rate=rate, store=store, seed=seed, show_progress=not as_json)
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:
-        from sovtel.demo import print_summary
+        from app.demo import print_summary
 
         print_summary(summary)
     failed = [k for k, v in summary["jobs"].items() if v.startswith("FAILED")]
@@ -130,7 +130,7 @@ def demo(duration: float, rate: int, store: Path | None, as_json: bool, seed: in
 @click.argument("sql")
 def query(store: Path | None, url: str | None, password_env: str | None, fmt: str, sql: str) -> None:
     """Run read-only SQL against a store and print the result."""
-    from sovtel.query import QueryError, run_query
+    from app.query import QueryError, run_query
 
     try:
         columns, rows = run_query(sql, store=store, url=url, password_env=password_env)
