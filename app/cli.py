@@ -1,12 +1,10 @@
-"""The ``sovtel`` command line: run, config validate, demo, query, and the packages' own command groups.
+"""The ``sovtel`` command line: run, config validate, demo, query, and the command groups of the other app modules.
 
 Exit codes: 0 success, 1 a job found problems or failed at run time, 2 bad input (usage, config).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import logging
 import signal
@@ -17,22 +15,14 @@ from typing import Any
 
 import click
 
+from app.dashboards import dashboards_group
+from app.privacy import keys_group, privacy_group
+from app.quality import quality_group
+from app.retention import aiact_group, audit_group, retention_group
+from app.serve import serve_command
+from app.store import schema_group
 from sovtel import __version__
 from sovtel.config import ConfigError, load_config
-
-# Command groups other packages contribute: (module, attribute). A package that is not there
-# yet simply contributes nothing; one that is there but broken fails loudly.
-PLUGIN_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("app.store", "schema_group"),
-    ("app.serve", "serve_command"),
-    ("app.privacy", "privacy_group"),
-    ("app.privacy", "keys_group"),
-    ("app.retention", "retention_group"),
-    ("app.retention", "audit_group"),
-    ("app.retention", "aiact_group"),
-    ("app.quality", "quality_group"),
-    ("app.dashboards", "dashboards_group"),
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,17 +143,9 @@ def query(store: Path | None, url: str | None, password_env: str | None, fmt: st
         Console().print(t)
 
 
-def _mount_plugins(group: click.Group) -> None:
-    for module_name, attr in PLUGIN_COMMANDS:
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        command = getattr(module, attr, None)
-        if isinstance(command, click.Command):
-            group.add_command(command)
-
-
-_mount_plugins(cli)
+for _command in (schema_group, serve_command, privacy_group, keys_group, retention_group, audit_group,
+                 aiact_group, quality_group, dashboards_group):
+    cli.add_command(_command)
 
 
 def main() -> None:

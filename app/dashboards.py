@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
-from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaException
 
-from dashboards.definitions import DASHBOARDS, by_uid
+from dashboards.definitions import UnknownDashboardError, select_dashboards
 from dashboards.grafana import export
 from dashboards.model import Dashboard
-from dashboards.provision import clickhouse_datasource, prometheus_datasource, provision
+from dashboards.provision import DataSourceError, ProvisionOptions, provision_grafana
 from dashboards.render import render_store
 from sovtel.config import SecretError, resolve_secret
 from storage.backend import StoreError
 
 
 def _select(uids: tuple[str, ...]) -> list[Dashboard]:
-    if not uids:
-        return list(DASHBOARDS)
     try:
-        return [by_uid(u) for u in uids]
-    except KeyError as exc:
-        known = ", ".join(d.uid for d in DASHBOARDS)
-        raise click.BadParameter(f"no dashboard {exc.args[0]!r} (known: {known})", param_hint="--dashboard") from None
+        return select_dashboards(uids)
+    except UnknownDashboardError as exc:
+        raise click.BadParameter(str(exc), param_hint="--dashboard") from None
+
+
+def _fail(command: str, code: int, message: str) -> NoReturn:
+    click.echo(f"sovtel dashboards {command}: {message}", err=True)
+    sys.exit(code)
 
 
 @click.group("dashboards")
@@ -59,18 +61,17 @@ def provision_command(*, url: str, token: str, clickhouse_url: str, clickhouse_p
     try:
         secret = resolve_secret(token)
         password = resolve_secret(clickhouse_password) if clickhouse_password else None
-        sources = [clickhouse_datasource(clickhouse_url, database, password)]
-        if prometheus_url:
-            sources.append(prometheus_datasource(prometheus_url))
     except (SecretError, ValueError) as exc:
-        click.echo(f"sovtel dashboards provision: {exc}", err=True)
-        sys.exit(2)
-    api = GrafanaApi.from_url(url, credential=secret)
+        _fail("provision", 2, str(exc))
+    options = ProvisionOptions(grafana_url=url, token=secret, clickhouse_url=clickhouse_url,
+                               clickhouse_password=password, prometheus_url=prometheus_url, database=database,
+                               folder=folder, dashboards=tuple(selected))
     try:
-        report = provision(api, selected, sources, folder_uid=folder, folder_title=folder)
+        report = provision_grafana(options)
+    except DataSourceError as exc:
+        _fail("provision", 2, str(exc))
     except GrafanaException as exc:
-        click.echo(f"sovtel dashboards provision: Grafana refused: {exc}", err=True)
-        sys.exit(1)
+        _fail("provision", 1, f"Grafana refused: {exc}")
     click.echo(f"folder {folder}: {report.folder}")
     for uid, action in report.datasources.items():
         click.echo(f"data source {uid}: {action}")
@@ -88,6 +89,5 @@ def render_command(store: str, out_dir: Path, database: str, aiact_database: str
     try:
         path = render_store(store, out_dir, database=database, aiact_database=aiact_database)
     except StoreError as exc:
-        click.echo(f"sovtel dashboards render: {exc}", err=True)
-        sys.exit(1)
+        _fail("render", 1, str(exc))
     click.echo(str(path))

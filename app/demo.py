@@ -185,65 +185,77 @@ DEMO_MODELS = {
 }
 
 
-def _cli_job(args: list[str]) -> tuple[int, str]:
-    """Run a sovtel command in this process (the embedded store admits one process); (exit code, output)."""
-    import contextlib
-    import io
-
-    from app.cli import cli
-
-    out = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            cli.main(args=args, prog_name="sovtel", standalone_mode=False)
-        except SystemExit as exc:
-            code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    return code, out.getvalue()
-
-
 def run_compliance_jobs(store_dir: Path, out_dir: Path) -> dict[str, str]:
     """Document the demo's models, enforce retention and run the audit, as the CronJobs would."""
-    import json as _json
+    import datetime as dt
+    from typing import cast
 
+    from retention.aiact import ModelVersion
+    from retention.aiact_jobs import register_model
+    from retention.audit_jobs import AuditOutputs, run_audit_job, sign_ledger_head
     from retention.checkpoints import generate_key
+    from retention.dp_release import ReleaseOptions, release_spans
+    from retention.guard import NerMode
+    from retention.jobs import apply_retention
+    from retention.session import CheckpointOptions, JobSession, SessionOptions, open_session
+    from storage.backend import StoreConfig, open_store
 
     results: dict[str, str] = {}
-    store = ["--store", str(store_dir)]
-    for model, (version, provider, params) in DEMO_MODELS.items():
-        code, text = _cli_job([
-            "aiact", "register-model", *store, "--actor", "ml-platform", "--ner", "off", "--model", model,
-            "--version", version, "--provider", provider, "--hyperparameters", _json.dumps(params),
-            "--training-data", "Vendor-published pre-training corpus; no operator data used for fine-tuning.",
-            "--deployment-config", _json.dumps({"replicas": 2, "gpu": "H100", "max_batch": 64}),
-            "--documentation", f"Model card and risk assessment of {model}.",
-        ])
-        if code:
-            results[f"register {model}"] = f"FAILED: {text.strip()[-300:]}"
+
+    def session(actor: str, ner: NerMode | None = None) -> JobSession:
+        return open_session(SessionOptions(stores=(StoreConfig(path=store_dir),), actor=actor, ner=ner))
+
+    # Each job runs on its own (a failed job is reported, never hidden, and the next one still runs).
+    try:
+        with session("ml-platform", "off") as s:
+            for model, (version, provider, params) in DEMO_MODELS.items():
+                try:
+                    register_model(s, ModelVersion(
+                        model=model, version=version, provider=provider, hyperparameters=cast(dict[str, Any], params),
+                        training_data="Vendor-published pre-training corpus; no operator data used for fine-tuning.",
+                        deployment_config={"replicas": 2, "gpu": "H100", "max_batch": 64},
+                        documentation=f"Model card and risk assessment of {model}."))
+                except Exception as exc:
+                    results[f"register {model}"] = f"FAILED: {exc}"
+    except Exception as exc:
+        results["register models"] = f"FAILED: {exc}"
     results["aiact register-model"] = f"{len(DEMO_MODELS)} model versions documented"
-    code, text = _cli_job(["privacy", "release", *store, "--to-database", "public", "--window", "-1h/now"])
-    results["privacy release (DP)"] = text.strip() if code in (0, 1) else f"FAILED: {text.strip()[-300:]}"
-    code, text = _cli_job(["retention", "apply", *store, "--actor", "retention-cron", "--ner", "off"])
-    results["retention apply"] = "done" if code == 0 else f"FAILED: {text.strip()[-300:]}"
+    try:
+        now = dt.datetime.now(dt.UTC)
+        store = open_store({"path": str(store_dir)})
+        try:
+            outcome = release_spans(store, ReleaseOptions(now - dt.timedelta(hours=1), now, to_database="public"))
+        finally:
+            store.close()
+        results["privacy release (DP)"] = outcome.describe()
+    except Exception as exc:
+        results["privacy release (DP)"] = f"FAILED: {exc}"
+    try:
+        with session("retention-cron", "off") as s:
+            applied = apply_retention(s)
+        overdue = [t.table for r in applied.reports for t in r.tables if t.error or t.rows_remaining_expired]
+        results["retention apply"] = "done" if applied.ok else f"FAILED: still past policy: {', '.join(overdue)}"
+    except Exception as exc:
+        results["retention apply"] = f"FAILED: {exc}"
     keys = store_dir / "state" / "ledger-keys"
     if not (keys / "ledger-signing.pem").exists():
         generate_key(keys)
-    signing = ["--checkpoints", str(store_dir / "state" / "checkpoints"),
-               "--signing-key", f"file:{(keys / 'ledger-signing.pem').resolve()}"]
-    code, text = _cli_job(["audit", "checkpoint", *store, "--actor", "audit-cron", *signing])
-    results["ledger checkpoint"] = "signed (Ed25519)" if code == 0 else f"FAILED: {text.strip()[-300:]}"
+    signing = CheckpointOptions(store_dir / "state" / "checkpoints", f"file:{(keys / 'ledger-signing.pem').resolve()}")
+    try:
+        with session("audit-cron") as s:
+            sign_ledger_head(s, signing)
+        results["ledger checkpoint"] = "signed (Ed25519)"
+    except Exception as exc:
+        results["ledger checkpoint"] = f"FAILED: {exc}"
     html = out_dir / "audit.html"
-    code, text = _cli_job(["audit", "run", *store, "--actor", "audit-cron", *signing, "--json", "--html", str(html)])
-    if code in (0, 1):
-        try:
-            run = _json.loads(text[text.index("{"):])
-            failing = [c["name"] for c in run.get("checks", []) if c.get("status") != "pass"]
-        except ValueError:
-            failing = []
-        verdict = "all checks pass" if code == 0 else f"findings in: {', '.join(failing) or 'see report'}"
+    try:
+        with session("audit-cron") as s:
+            audit = run_audit_job(s, checkpoints=signing, outputs=AuditOutputs(html=html))
+        failing = [r.name for r in audit.run.results if r.status != "pass"]
+        verdict = "all checks pass" if audit.ok else f"findings in: {', '.join(failing) or 'see report'}"
         results["audit run"] = f"{verdict} — {html}"
-    else:
-        results["audit run"] = f"FAILED: {text.strip()[-300:]}"
+    except Exception as exc:
+        results["audit run"] = f"FAILED: {exc}"
     return results
 
 
@@ -265,15 +277,14 @@ def run_jobs(store_dir: Path, started: float, out_dir: Path) -> dict[str, str]:
         except Exception as exc:  # a failed job is reported, never hidden
             results["gpu attribution"] = f"FAILED: {exc}"
         try:
-            from quality.report import build_report, render_html, save_report
+            from quality.report import ReportOptions, run_report_job
             from quality.windows import Window
 
             now = dt.datetime.now(dt.UTC)
             window = Window(dt.datetime.fromtimestamp(started - 60, dt.UTC), now + dt.timedelta(seconds=1))
-            report = build_report(db, "sovtel", window, drift_current_seconds=window.seconds / 2)
-            save_report(db, report)
             path = out_dir / "quality.html"
-            path.write_text(render_html(report))
+            run_report_job(db, ReportOptions(window=window, drift_current_seconds=window.seconds / 2,
+                                             html_path=path))
             results["quality report"] = str(path)
         except Exception as exc:
             results["quality report"] = f"FAILED: {exc}"

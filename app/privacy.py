@@ -201,6 +201,7 @@ def budget(
 ) -> None:
     """Show the privacy budget spent and remaining per tenant and window, and refusals."""
     from processors import dp
+    from retention.dp_ledger import budget_status
     from storage.backend import Store, StoreConfig, StoreError
 
     budget_cfg = dp.BudgetConfig()
@@ -233,32 +234,27 @@ def budget(
         store = Store.from_config(store_cfg)
     else:
         _fail("privacy budget", 2, "give --store DIR, --url URL or -c CONFIG with a clickhouse exporter")
-    ledger = dp.BudgetLedger(dp.ClickHouseLedger(store, db), per_window or budget_cfg.per_window, budget_cfg.window_s)
     try:
-        rows = ledger.status(tenant)
+        report = budget_status(store, db, per_window or budget_cfg.per_window, budget_cfg.window_s, tenant)
     except StoreError as exc:
         _fail("privacy budget", 1, str(exc))
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps([
-            {"tenant_id": r.tenant_id, "window_start": r.window_start.isoformat(), "spent": r.spent,
-             "remaining": r.remaining, "budget": ledger.budget, "releases": r.releases, "refusals": r.refusals}
-            for r in rows
-        ], indent=2))  # fmt: skip
+        click.echo(json.dumps(report.as_json(), indent=2))
         return
-    if not rows:
-        click.echo(f"no releases recorded in {db}.{dp.LEDGER_TABLE}")
+    if not report.rows:
+        click.echo(f"no releases recorded in {report.table}")
         return
     click.echo(
         f"{'tenant':<34} {'window start (UTC)':<17} {'spent':>7} {'remaining':>9} {'releases':>8} {'refused':>7}"
     )
-    for r in rows:
+    for r in report.rows:
         click.echo(
             f"{r.tenant_id:<34} {r.window_start:%Y-%m-%d %H:%M} {r.spent:>7.3f} {r.remaining:>9.3f} "
             f"{r.releases:>8} {r.refusals:>7}"
         )
-    click.echo(f"budget: {ledger.budget:g} epsilon per tenant per {ledger.window_s} s window")
+    click.echo(f"budget: {report.budget:g} epsilon per tenant per {report.window_s} s window")
 
 
 @click.group("keys")
@@ -341,15 +337,6 @@ def list_command(ring: Path | None, check: bool) -> None:
         sys.exit(1)
 
 
-# The statistics a standard release publishes; bounds are explicit (a PrivacyLeakWarning is an error).
-STANDARD_RELEASE: tuple[tuple[str, str | None, tuple[float, float] | None, float | None], ...] = (
-    ("count", None, None, None),
-    ("mean", "input_tokens", (0.0, 4_096.0), None),
-    ("mean", "output_tokens", (0.0, 2_048.0), None),
-    ("quantile", "latency_s", (0.0, 30.0), 0.95),
-)
-
-
 @privacy_group.command("release")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Embedded store dir.")
 @click.option("--url", help="ClickHouse HTTP URL of the tier store to read.")
@@ -379,63 +366,35 @@ def release(
     Each tenant-window is paid from its privacy budget (persisted in the store); an exhausted budget
     refuses that tenant-window and records the refusal. Exit 1 if anything was refused.
     """
-    import datetime as dt
-
-    import pyarrow as pa
-
     from app.store import StoreOptionError, store_from_options
-    from processors import dp
+    from processors.dp import check_epsilon
     from quality.windows import WindowError, parse_window
+    from retention.dp_release import ReleaseOptions, release_spans
     from storage.backend import StoreError
-    from storage.migrate import SchemaSettings, migrate
 
     for label, name in (("--database", database), ("--to-database", to_database)):
         if not name.isidentifier():
             _fail("privacy release", 2, f"{label} {name!r} must be a plain identifier")
     try:
-        dp.check_epsilon(epsilon)
+        check_epsilon(epsilon)
         window = parse_window(window_text)
+        options = ReleaseOptions(window.start, window.end, database, to_database, bucket_s, epsilon, per_window,
+                                 budget_window_s, release_name)
     except (ValueError, WindowError) as exc:
         _fail("privacy release", 2, str(exc))
     try:
         store = store_from_options(store_dir, url, user, password_env)
     except StoreOptionError as exc:
         _fail("privacy release", 2, exc.message)
-    stats = tuple(dp.Statistic(kind, column, bounds, q) for kind, column, bounds, q in STANDARD_RELEASE)  # type: ignore[arg-type]
-    spec = dp.ReleaseSpec(release_name, stats, epsilon, window_s=bucket_s, group_by=("request_model",))
     try:
-        if to_database != database:
-            migrate(store, SchemaSettings(database=to_database, aiact_database=f"{to_database}_aiact"))
-        spans = store.query_arrow(
-            f"SELECT timestamp, tenant_id, request_model, input_tokens, output_tokens, duration_ns, ttft_s "
-            f"FROM {database}.spans WHERE operation = 'chat' AND timestamp >= {{start:DateTime64(9)}} "
-            f"AND timestamp < {{end:DateTime64(9)}}",
-            {"start": window.start, "end": window.end},
-        )
-        ledger = dp.BudgetLedger(dp.ClickHouseLedger(store, database), per_window, budget_window_s)
-        with dp.strict_privacy():
-            result = dp.release(spans, spec, ledger)
-        t = result.table
-        n = t.num_rows
-        if n:
-            out = pa.table({
-                "released_at": pa.array([dt.datetime.now(dt.UTC)] * n, type=pa.timestamp("ms", tz="UTC")),
-                "release": [release_name] * n, "source": [database] * n,
-                "tenant_id": t.column("tenant_id"), "window_start": t.column("window_start"),
-                "window_s": pa.array([bucket_s] * n, type=pa.uint32()), "group": t.column("group"),
-                "statistic": t.column("statistic"), "value": t.column("value"), "epsilon": t.column("epsilon"),
-            })
-            store.insert_arrow(f"{to_database}.dp_releases", out)
+        outcome = release_spans(store, options)
     except StoreError as exc:
         _fail("privacy release", 1, str(exc))
     finally:
         store.close()
-    summary = {"spans": spans.num_rows, "released_rows": n, "epsilon": epsilon, "to": f"{to_database}.dp_releases",
-               "refused": [{"tenant_id": tn, "window_start": w.isoformat()} for tn, w in result.refused]}
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps(outcome.as_json(), indent=2))
     else:
-        click.echo(f"released {n} aggregate rows from {spans.num_rows} spans into {summary['to']} "
-                   f"(epsilon {epsilon:g} per tenant-window); refused {len(result.refused)} tenant-window(s)")
-    if result.refused:
+        click.echo(outcome.describe())
+    if not outcome.ok:
         sys.exit(1)

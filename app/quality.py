@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-from prometheus_client import CollectorRegistry
 
 from app.store import StoreOptionError, store_from_options
 from quality.drift import DriftConfig, DriftConfigError, load_drift_config
-from quality.jobs import QualityJobError, check_database, run_drift, save_drift
-from quality.metrics import QualityMetrics
-from quality.report import build_report, publish, render_drift_text, render_html, render_text, save_report
+from quality.jobs import DriftOptions, QualityJobError, run_drift_job
+from quality.report import ReportOptions, render_drift_text, render_text, run_report_job
 from quality.windows import Window, WindowError, parse_window
 from storage.backend import Store, StoreError
 
@@ -28,6 +26,8 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+Opts = TypeVar("Opts")
 
 
 def _fail(code: int, message: str) -> NoReturn:
@@ -77,15 +77,16 @@ def _drift_config(config: Path | None, alpha: float | None, psi_threshold: float
         _fail(EXIT_BAD_INPUT, f"invalid drift setting: {exc}")
 
 
-def _write_metrics(path: Path | None, fill: Callable[[QualityMetrics], None]) -> None:
-    if path is None:
-        return
-    metrics = QualityMetrics(CollectorRegistry())
-    fill(metrics)
+def _run_job(job: Callable[[Store, Opts], T], store: Store, options: Opts) -> T:
+    """Run a job on an open store, close it, and turn the job's failures into exit 3."""
     try:
-        metrics.write(path)
-    except OSError as exc:
-        _fail(EXIT_FAILED, f"cannot write metrics to {path}: {exc.strerror}")
+        return job(store, options)
+    except QualityJobError as exc:
+        _fail(EXIT_FAILED, str(exc))
+    except StoreError as exc:
+        _fail(EXIT_FAILED, f"store {store.target}: {exc}")
+    finally:
+        store.close()
 
 
 @click.group("quality")
@@ -125,24 +126,11 @@ def report_command(*, store_dir: Path | None, url: str | None, user: str | None,
                                      param_hint="--drift-current") from None
         current_seconds = probe.seconds
     cfg = _drift_config(config_path, alpha if config_path is None else None, None, None)
+    options = ReportOptions(window=window, database=database, alpha=alpha, drift=cfg,
+                            drift_current_seconds=current_seconds, save=save, html_path=html_path,
+                            metrics_file=metrics_file)
     store = open_store(store_dir, url, user, password_env)
-    try:
-        check_database(store, database, results=save)
-        report = build_report(store, database, window, alpha=alpha, drift=cfg, drift_current_seconds=current_seconds)
-        if save:
-            save_report(store, report)
-    except QualityJobError as exc:
-        _fail(EXIT_FAILED, str(exc))
-    except StoreError as exc:
-        _fail(EXIT_FAILED, f"store {store.target}: {exc}")
-    finally:
-        store.close()
-    if html_path is not None:
-        try:
-            html_path.write_text(render_html(report), encoding="utf-8")
-        except OSError as exc:
-            _fail(EXIT_FAILED, f"cannot write {html_path}: {exc.strerror}")
-    _write_metrics(metrics_file, lambda m: publish(report, m))
+    report = _run_job(run_report_job, store, options)
     click.echo(json.dumps(report.as_dict(), indent=2, default=str) if as_json else render_text(report), nl=False)
 
 
@@ -170,27 +158,13 @@ def drift_command(*, store_dir: Path | None, url: str | None, user: str | None, 
     reference = _window(reference_text, "--reference")
     current = _window(current_text, "--current")
     cfg = _drift_config(config_path, alpha, psi_threshold, min_samples)
+    options = DriftOptions(models=models, reference=reference, current=current, database=database, config=cfg,
+                           save=save, metrics_file=metrics_file)
     store = open_store(store_dir, url, user, password_env)
-    try:
-        check_database(store, database, results=save)
-        reports = [run_drift(store, database, m, reference, current, cfg=cfg) for m in models]
-        if save:
-            save_drift(store, database, reference, current, reports)
-    except QualityJobError as exc:
-        _fail(EXIT_FAILED, str(exc))
-    except StoreError as exc:
-        _fail(EXIT_FAILED, f"store {store.target}: {exc}")
-    finally:
-        store.close()
-
-    def fill(metrics: QualityMetrics) -> None:
-        metrics.publish_drift(reports)
-        metrics.job_done("drift")
-
-    _write_metrics(metrics_file, fill)
+    result = _run_job(run_drift_job, store, options)
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in reports], indent=2))
+        click.echo(json.dumps(result.as_dicts(), indent=2))
     else:
-        click.echo(render_drift_text(reports), nl=False)
-    if any(r.drift for r in reports):
+        click.echo(render_drift_text(result.reports), nl=False)
+    if result.drift:
         sys.exit(EXIT_DRIFT)

@@ -1,5 +1,7 @@
-"""``sovtel schema migrate``: create or upgrade the storage schema, or print the SQL it would run.
-Exit codes follow the ``sovtel`` CLI: 0 success, 1 the store failed, 2 bad input.
+"""The store options other commands share (``--store``/``--url``) and ``sovtel schema migrate|access|cluster``.
+
+``schema migrate`` creates or upgrades the storage schema (``storage.migrate.migrate``) or prints the
+SQL it would run. Exit codes follow the ``sovtel`` CLI: 0 success, 1 the store failed, 2 bad input.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from urllib.parse import unquote, urlsplit
 import click
 from pydantic import ValidationError
 
+from storage.access import access_command
 from storage.backend import DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT, Store, StoreConfig, StoreError, client_factory
 from storage.clickhouse import RetentionConfig
+from storage.cluster import cluster_command
 from storage.migrate import MigrationError, SchemaSettings, migrate, render
 
 
@@ -151,19 +155,5 @@ def _fail(code: int, message: str) -> NoReturn:
     sys.exit(code)
 
 
-def _mount_access() -> None:
-    from storage.access import access_command
-
-    schema_group.add_command(access_command)
-
-
-_mount_access()
-
-
-def _mount_cluster() -> None:
-    from storage.cluster import cluster_command
-
-    schema_group.add_command(cluster_command)
-
-
-_mount_cluster()
+schema_group.add_command(access_command)
+schema_group.add_command(cluster_command)

@@ -24,7 +24,8 @@ from presidio_anonymizer import AnonymizerEngine
 
 from app.privacy import scrub_stream
 from bench.common import Section, machine, pin_to_one_core
-from processors import corpus, pii
+from evaluation import pii as corpus
+from processors import pii
 from processors.recognizers.person_name import given_names, surnames
 from processors.recognizers.person_ner import DEFAULT_MODEL
 

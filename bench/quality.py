@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -16,12 +15,13 @@ import numpy as np
 import pyarrow.compute as pc
 
 from bench.common import Section, pin_to_one_core
+from evaluation.hallucination.evalset import CATEGORIES, EvalItem, generate
+from evaluation.hallucination.score import calibrate, prf
 from processors.quality import Config, Quality
 from processors.scorers import ScoringItem
 from processors.scorers.groundedness import DEFAULT_THRESHOLD, GroundednessScorer
 from processors.scorers.text import analyse, stem
 from quality.drift import DriftConfig, detect_drift, features_from_spans, mark_tool_calls, split_by_model
-from quality.evalset import CATEGORIES, EvalItem, generate
 from quality.simulate import traffic_table
 from sovtel.component import ComponentContext
 from sovtel.records import Batch, Signal, table_from_columns
@@ -29,7 +29,6 @@ from sovtel.telemetry import Telemetry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "quality.md"
 BEGIN, END = "<!-- bench:quality:begin -->", "<!-- bench:quality:end -->"
-THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
 SHIFTED_MODEL = "llama-3.1-8b-instruct-v2"
 
 
@@ -59,25 +58,6 @@ def groundedness_scores(items: Sequence[EvalItem]) -> list[float]:
         else:
             scores.append(float("inf"))
     return scores
-
-
-def prf(labels: Sequence[int], flagged: Sequence[bool]) -> dict[str, float]:
-    """Precision, recall and F1 of ``flagged`` against ``labels`` (1 = hallucinated)."""
-    tp = sum(1 for y, f in zip(labels, flagged, strict=True) if y == 1 and f)
-    fp = sum(1 for y, f in zip(labels, flagged, strict=True) if y == 0 and f)
-    fn = sum(1 for y, f in zip(labels, flagged, strict=True) if y == 1 and not f)
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn, "n": len(labels)}
-
-
-def calibrate(labels: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
-    """The threshold with the best F1 on a split (middle of the best plateau) and that F1."""
-    f1s = [prf(labels, [s < t for s in scores])["f1"] for t in THRESHOLDS]
-    best = max(f1s)
-    plateau = [t for t, f in zip(THRESHOLDS, f1s, strict=True) if f >= best - 1e-12]
-    return float(statistics.median(plateau)), best
 
 
 def _cold() -> None:
@@ -172,7 +152,7 @@ def markdown(n: dict[str, Any]) -> str:
     """The section's markdown (tables of accuracy, cost and drift)."""
     t, d, c = n["test"], n["test_at_default"], n["timing"]
     lines = [
-        f"Labelled set: {n['items']} items ({n['hallucinated']} hallucinated) from `quality/evalset.py`; "
+        f"Labelled set: {n['items']} items ({n['hallucinated']} hallucinated) from `evaluation/hallucination/`; "
         f"threshold calibrated on the dev domains ({n['dev_items']} items) and measured on the held-out test "
         f"domains ({n['test_items']} items).",
         "",

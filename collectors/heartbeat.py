@@ -19,7 +19,7 @@ from sovtel.records import Batch, Signal, table_from_columns
 log = logging.getLogger("sovtel.heartbeat")
 
 # Self-telemetry samples worth keeping in the store (the /metrics endpoint has all of them).
-KEPT_PREFIXES = ("sovtel_received_records", "sovtel_sent_records", "sovtel_dropped_records",
+KEPT_PREFIXES = ("sovtel_received_records", "sovtel_queued_records", "sovtel_sent_records", "sovtel_dropped_records",
                  "sovtel_removed_values", "sovtel_refused_requests", "sovtel_queue_records",
                  "sovtel_export_failures")
 

@@ -6,6 +6,8 @@ database) and the plugin's macros; ``${aiact_db}`` names the AI-Act database.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dashboards.model import Dashboard, Kind, Panel, Section, Source, Variable
 
 # Series labels for a GPU: "node / gpu N".
@@ -363,3 +365,18 @@ def by_uid(uid: str) -> Dashboard:
         if d.uid == uid:
             return d
     raise KeyError(uid)
+
+
+class UnknownDashboardError(ValueError):
+    """A dashboard uid that names none of the dashboards."""
+
+
+def select_dashboards(uids: Sequence[str] = ()) -> list[Dashboard]:
+    """The dashboards with these uids, in that order; every dashboard when none is given."""
+    if not uids:
+        return list(DASHBOARDS)
+    try:
+        return [by_uid(u) for u in uids]
+    except KeyError as exc:
+        known = ", ".join(d.uid for d in DASHBOARDS)
+        raise UnknownDashboardError(f"no dashboard {exc.args[0]!r} (known: {known})") from None

@@ -1,4 +1,5 @@
-"""Provisioning with grafana-client: a folder, the two data sources and the dashboards, idempotently.
+"""Provisioning with grafana-client: a folder, the two data sources and the dashboards, idempotently
+(the job is ``provision_grafana``).
 
 Run it again and nothing is duplicated: the folder and data sources are found by uid and updated,
 dashboards are saved with ``overwrite``. Secrets reach Grafana only in ``secureJsonData``.
@@ -11,13 +12,19 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from grafana_client.api import GrafanaApi
 from grafana_client.client import GrafanaClientError
 
 from dashboards import grafana
+from dashboards.definitions import DASHBOARDS
 from dashboards.model import DATASOURCE_TYPES, DATASOURCE_UIDS, Dashboard, Source
 
 FOLDER_UID = "sovtel"
 FOLDER_TITLE = "sovtel"
+
+
+class DataSourceError(ValueError):
+    """A data source URL Grafana could not use (wrong scheme, no host, a password inside)."""
 
 
 @dataclass
@@ -30,12 +37,13 @@ class ProvisionReport:
 
 
 def clickhouse_datasource(url: str, database: str, password: str | None = None) -> dict[str, Any]:
-    """The ClickHouse data source (grafana-clickhouse-datasource v4) for an ``http(s)://user@host:port`` URL."""
+    """The ClickHouse data source (grafana-clickhouse-datasource v4) for an ``http(s)://user@host:port`` URL;
+    DataSourceError if the URL cannot be used."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"ClickHouse URL must be http(s)://[user@]host[:port], got {url!r}")
+        raise DataSourceError(f"ClickHouse URL must be http(s)://[user@]host[:port], got {url!r}")
     if parts.password:
-        raise ValueError("put the ClickHouse password in a secret reference, not in the URL")
+        raise DataSourceError("put the ClickHouse password in a secret reference, not in the URL")
     secure = parts.scheme == "https"
     ds: dict[str, Any] = {
         "uid": DATASOURCE_UIDS[Source.CLICKHOUSE],
@@ -57,9 +65,9 @@ def clickhouse_datasource(url: str, database: str, password: str | None = None) 
 
 
 def prometheus_datasource(url: str) -> dict[str, Any]:
-    """The Prometheus data source for ``url``."""
+    """The Prometheus data source for ``url``; DataSourceError if it is not http(s)."""
     if urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError(f"Prometheus URL must be http(s)://…, got {url!r}")
+        raise DataSourceError(f"Prometheus URL must be http(s)://…, got {url!r}")
     return {
         "uid": DATASOURCE_UIDS[Source.PROMETHEUS],
         "name": "sovtel Prometheus",
@@ -117,3 +125,37 @@ def provision(api: Any, dashboards: Iterable[Dashboard], datasources: Iterable[d
         )
         report.dashboards[d.uid] = action
     return report
+
+
+@dataclass(frozen=True)
+class ProvisionOptions:
+    """Which Grafana to provision, with what: secrets are values here, already resolved from their references."""
+
+    grafana_url: str
+    token: str
+    # The ClickHouse HTTP URL as Grafana reaches it, e.g. http://reader@ch:8123.
+    clickhouse_url: str
+    clickhouse_password: str | None = None
+    # No Prometheus data source without it.
+    prometheus_url: str | None = None
+    database: str = "sovtel"
+    folder: str = FOLDER_UID
+    dashboards: tuple[Dashboard, ...] = DASHBOARDS
+
+    def datasources(self) -> list[dict[str, Any]]:
+        """The data sources to create or update; DataSourceError if a URL cannot be used."""
+        sources = [clickhouse_datasource(self.clickhouse_url, self.database, self.clickhouse_password)]
+        if self.prometheus_url:
+            sources.append(prometheus_datasource(self.prometheus_url))
+        return sources
+
+
+def provision_grafana(options: ProvisionOptions) -> ProvisionReport:
+    """Provision the folder (uid and title ``options.folder``), data sources and dashboards in Grafana.
+
+    Nothing is sent when a data source URL is unusable (DataSourceError); Grafana's refusals
+    propagate as ``grafana_client.client.GrafanaException``.
+    """
+    sources = options.datasources()
+    api = GrafanaApi.from_url(options.grafana_url, credential=options.token)
+    return provision(api, options.dashboards, sources, folder_uid=options.folder, folder_title=options.folder)

@@ -1,5 +1,6 @@
 """Differential privacy: aggregates with explicit bounds (diffprivlib), optional per-record Laplace
-noise on numeric fields, and a privacy-budget ledger per tenant and window kept in ClickHouse.
+noise on numeric fields, and a privacy-budget ledger per tenant and window over a backend (in memory
+here; the store's backend is the jobs' ``retention.dp_ledger``).
 
 Rules: bounds are always given (a diffprivlib ``PrivacyLeakWarning`` is raised as an error);
 epsilon per release must lie in the configured range (default 0.1 to 1.0); a release that would
@@ -27,7 +28,6 @@ from sovtel.component import ComponentConfig, ComponentContext
 from sovtel.records import SCHEMAS, Batch
 
 DEFAULT_EPSILON_RANGE: tuple[float, float] = (0.1, 1.0)
-LEDGER_TABLE = "privacy_budget"
 
 
 class PrivacyError(Exception):
@@ -216,62 +216,6 @@ class InMemoryLedger:
         return sorted(
             ((t, w, r[0], int(r[1]), int(r[2])) for (t, w), r in acc.items()), key=lambda x: (x[1], x[0]), reverse=True
         )
-
-
-class ClickHouseLedger:
-    """Ledger entries in ``{database}.privacy_budget`` (migration 0300), through storage's Store.
-
-    Append-only: a charge is never updated or deleted, so the table is also the audit trail of
-    every release and refusal.
-    """
-
-    def __init__(self, store: Any, database: str = "sovtel") -> None:
-        self.store = store
-        self.database = database
-        self.table = f"{database}.{LEDGER_TABLE}"
-
-    def append(self, entry: LedgerEntry) -> None:
-        """Insert one row."""
-        row = pa.table(
-            {
-                "at": pa.array([entry.at], type=pa.timestamp("ms", tz="UTC")),
-                "tenant_id": [entry.tenant_id],
-                "window_start": pa.array([entry.window_start], type=pa.timestamp("s", tz="UTC")),
-                "window_s": pa.array([entry.window_s], type=pa.uint32()),
-                "release": [entry.release],
-                "epsilon": pa.array([entry.epsilon], type=pa.float64()),
-                "outcome": [entry.outcome],
-                "reason": [entry.reason],
-                "node": [entry.node],
-            }
-        )
-        self.store.insert_arrow(self.table, row)
-
-    def spent(self, tenant_id: str, window_start: dt.datetime) -> float:
-        """Sum of charged epsilon, read from the store (so it survives restarts)."""
-        rows = self.store.query_rows(
-            f"SELECT sum(epsilon) FROM {self.table} WHERE tenant_id = {{t:String}} "
-            "AND window_start = {w:DateTime('UTC')} AND outcome = 'charged'",
-            {"t": tenant_id, "w": window_start},
-        )
-        return float(rows[0][0] or 0.0) if rows else 0.0
-
-    def windows(self, tenant_id: str | None = None) -> list[tuple[str, dt.datetime, float, int, int]]:
-        """Aggregated per tenant and window, newest first."""
-        where = "WHERE tenant_id = {t:String}" if tenant_id is not None else ""
-        rows = self.store.query_rows(
-            f"SELECT tenant_id, window_start, sumIf(epsilon, outcome = 'charged'), countIf(outcome = 'charged'), "
-            f"countIf(outcome = 'refused') FROM {self.table} {where} "
-            "GROUP BY tenant_id, window_start ORDER BY window_start DESC, tenant_id",
-            {"t": tenant_id} if tenant_id is not None else None,
-        )
-        out = []
-        for t, w, spent, n, refused in rows:
-            ws = w if isinstance(w, dt.datetime) else dt.datetime.fromisoformat(str(w))
-            out.append(
-                (str(t), ws.replace(tzinfo=dt.UTC) if ws.tzinfo is None else ws, float(spent), int(n), int(refused))
-            )
-        return out
 
 
 class BudgetLedger:
@@ -522,16 +466,10 @@ def create(ctx: ComponentContext, config: Config) -> Perturb:
     return Perturb(ctx, config)
 
 
-def ledger_for(store: Any, cfg: BudgetConfig, node: str = "") -> BudgetLedger:
-    """A budget ledger on a Store per a budget config."""
-    return BudgetLedger(ClickHouseLedger(store, cfg.database), cfg.per_window, cfg.window_s, node)
-
-
 __all__: Sequence[str] = (
     "BoundsRequiredError",
     "BudgetExhaustedError",
     "BudgetLedger",
-    "ClickHouseLedger",
     "Config",
     "EpsilonOutOfRangeError",
     "InMemoryLedger",

@@ -16,7 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from processors.pseudonymise import DEFAULT_ATTRIBUTE_KEYS, KeySource, SubjectHasher, replace_echoes, set_key_ids
+from processors.keyring import KeyRingError
+from processors.pseudonymise import (
+    DEFAULT_ATTRIBUTE_KEYS,
+    KeySource,
+    ProcessorKeys,
+    SubjectHasher,
+    replace_echoes,
+    set_key_ids,
+)
 from processors.quarantine import MAP_COLUMNS, fail_closed
 from sovtel.component import ComponentConfig, ComponentContext
 from sovtel.records import SPAN_SUBJECT_COLUMNS, Batch, Signal
@@ -41,8 +49,17 @@ class Pepper:
     def __init__(self, ctx: ComponentContext, cfg: Config, keys: KeySource | None = None) -> None:
         self.ctx = ctx
         self.cfg = cfg
-        self.keys = keys or KeySource(cfg.key_ring, "pepper", ctx.resolve_secret, cfg.reload_interval_s)
+        self.keys = ProcessorKeys(cfg.key_ring, "pepper", cfg.reload_interval_s, keys)
         self.hasher = SubjectHasher(cfg.columns, cfg.attribute_keys, cfg.digest_hex)
+
+    def start(self, context: ComponentContext) -> None:
+        """Load the key ring and resolve the active pepper; KeyRingError if the file is missing or
+        malformed, the active id unknown or its secret unresolvable."""
+        self.keys.start(context)
+
+    def shutdown(self) -> None:
+        """Release the key ring; idempotent and safe without start."""
+        self.keys.shutdown()
 
     def __call__(self, batch: Batch) -> Batch:
         """Pepper pseudonymised rows; quarantine rows that were never pseudonymised; leave rows
@@ -51,7 +68,7 @@ class Pepper:
             return batch
         signal = batch.signal
         try:
-            active = self.keys.current()
+            active = self.keys.current(self.ctx)
             key_ids = batch.table.column("key_id").combine_chunks()
             empty = pc.equal(key_ids, "").to_numpy(zero_copy_only=False)
             peppered = pc.match_substring(key_ids, ":").to_numpy(zero_copy_only=False)
@@ -69,7 +86,9 @@ class Pepper:
                 table = self._fail_closed(table, signal, empty, "not_pseudonymised")
             return batch.replace(table)
         except Exception as exc:
-            log.error("peppering failed for %d %s records (%s)", batch.rows, signal.value, type(exc).__name__)
+            # Key ring messages never hold key material; other errors may quote data, so only their type.
+            reason = str(exc) if isinstance(exc, KeyRingError) else type(exc).__name__
+            log.error("peppering failed for %d %s records (%s)", batch.rows, signal.value, reason)
             everything = np.ones(batch.rows, dtype=bool)
             return batch.replace(self._fail_closed(batch.table, signal, everything, "pepper_error"))
 
@@ -81,5 +100,5 @@ class Pepper:
 
 
 def create(ctx: ComponentContext, config: Config) -> Pepper:
-    """Build the processor; fails at start-up if the active pepper cannot be resolved."""
+    """Build the processor; ``start`` fails if the active pepper cannot be resolved."""
     return Pepper(ctx, config)

@@ -132,6 +132,44 @@ class KeySource:
         return self._active
 
 
+class ProcessorKeys:
+    """A processor's key source: opened by ``start`` (or on first use, when the runtime did not
+    start the processor), dropped by ``shutdown``. Opening raises KeyRingError naming the config key."""
+
+    def __init__(self, path: Path, kind: KeyKind, reload_interval_s: float, source: KeySource | None = None) -> None:
+        self.path = path
+        self.kind = kind
+        self.reload_interval_s = reload_interval_s
+        # A source handed in belongs to the caller: shutdown keeps it.
+        self._given = source
+        self.source = source
+        self._lock = threading.Lock()
+
+    def start(self, context: ComponentContext) -> None:
+        """Load the key ring and resolve the active key, unless already done."""
+        with self._lock:
+            if self.source is None:
+                try:
+                    self.source = KeySource(self.path, self.kind, context.resolve_secret, self.reload_interval_s)
+                except KeyRingError as exc:
+                    raise KeyRingError(f"processors.{context.name}.key_ring: {exc}") from None
+
+    def shutdown(self) -> None:
+        """Forget the ring and its key material; idempotent and safe without start."""
+        with self._lock:
+            self.source = self._given
+
+    def current(self, context: ComponentContext) -> ActiveKey:
+        """The active key, opening the ring first if ``start`` was not called."""
+        source = self.source
+        if source is None:
+            self.start(context)
+            source = self.source
+            if source is None:
+                raise KeyRingError(f"the {self.kind} keys of {context.name} were released by shutdown")
+        return source.current()
+
+
 def hash_column(column: pa.ChunkedArray | pa.Array, key: bytes, digest_hex: int) -> pa.Array:
     """Every non-empty value replaced by its pseudonym; each distinct value is hashed once."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -248,24 +286,33 @@ class Pseudonymise:
     def __init__(self, ctx: ComponentContext, cfg: Config, keys: KeySource | None = None) -> None:
         self.ctx = ctx
         self.cfg = cfg
-        self.keys = keys or KeySource(cfg.key_ring, "node", ctx.resolve_secret, cfg.reload_interval_s)
+        self.keys = ProcessorKeys(cfg.key_ring, "node", cfg.reload_interval_s, keys)
         self.hasher = SubjectHasher(cfg.columns, cfg.attribute_keys, cfg.digest_hex)
+
+    def start(self, context: ComponentContext) -> None:
+        """Load the key ring and resolve the active node key; KeyRingError if the file is missing or
+        malformed, the active id unknown or its secret unresolvable."""
+        self.keys.start(context)
+
+    def shutdown(self) -> None:
+        """Release the key ring; idempotent and safe without start."""
+        self.keys.shutdown()
 
     def __call__(self, batch: Batch) -> Batch:
         """Pseudonymise the batch; if hashing fails, no subject value leaves raw."""
         if batch.rows == 0:
             return batch
         try:
-            active = self.keys.current()
+            active = self.keys.current(self.ctx)
             table = self.hasher.apply(batch.table, MAP_COLUMNS[batch.signal], active.material)
             table, echoed = replace_echoes(batch.table, table, batch.signal, self.hasher.columns)
             self.ctx.telemetry.removed(batch.signal.value, echoed, "identifier_echoed_in_text")
             table = set_key_ids(table, pa.array([active.key_id] * batch.rows, type=pa.string()))
             return batch.replace(table)
         except Exception as exc:
-            log.error(
-                "pseudonymisation failed for %d %s records (%s)", batch.rows, batch.signal.value, type(exc).__name__
-            )
+            # Key ring messages never hold key material; other errors may quote data, so only their type.
+            reason = str(exc) if isinstance(exc, KeyRingError) else type(exc).__name__
+            log.error("pseudonymisation failed for %d %s records (%s)", batch.rows, batch.signal.value, reason)
             rows = np.ones(batch.rows, dtype=bool)
             table = fail_closed(
                 batch.table, batch.signal, rows, mode=self.cfg.on_error, reason="pseudonymise_error",
@@ -294,13 +341,14 @@ def subject_pseudonyms(
 
 
 def create(ctx: ComponentContext, config: Config) -> Pseudonymise:
-    """Build the processor; fails at start-up if the active node key cannot be resolved."""
+    """Build the processor; ``start`` fails if the active node key cannot be resolved."""
     return Pseudonymise(ctx, config)
 
 
 __all__ = [
     "Config",
     "KeySource",
+    "ProcessorKeys",
     "Pseudonymise",
     "SubjectHasher",
     "create",

@@ -53,9 +53,21 @@ class Config(ComponentConfig):
     evaluations: bool = Field(default=True, description="Ingest gen_ai.evaluation.result events and attributes.")
 
 
+# Packages a plugin may not come from: processors transform and return; they never reach storage,
+# the jobs or the app (the layer rule the import check enforces for the modules it can see).
+FORBIDDEN_PLUGIN_PACKAGES = ("storage", "retention", "quality", "dashboards", "app", "evaluation")
+
+
 def _load_plugins(cfg: Config) -> list[str]:
     problems = []
     for module in cfg.plugins:
+        package = module.lstrip(".").split(".", 1)[0]
+        if module.startswith(".") or package in FORBIDDEN_PLUGIN_PACKAGES:
+            problems.append(
+                f"plugins: {module!r} is not allowed (a scorer plugin is an absolute module outside "
+                f"{', '.join(FORBIDDEN_PLUGIN_PACKAGES)}; processors never reach storage or jobs)"
+            )
+            continue
         try:
             importlib.import_module(module)
         except Exception as exc:  # any import failure is a configuration problem to report, not a crash
@@ -142,13 +154,34 @@ class Quality:
     """The processor: scores answer-bearing spans and ingests evaluation results into the quality maps."""
 
     def __init__(self, ctx: ComponentContext, cfg: Config) -> None:
-        problems = validate_config(cfg)
-        if problems:
-            raise ValueError("; ".join(problems))
         self.ctx = ctx
         self.cfg = cfg
-        self.scorers: list[Scorer] = [create_scorer(n, cfg.options.get(n, {})) for n in cfg.scorers]
+        self.scorers: list[Scorer] = []
         self.metrics = _metrics(ctx.telemetry.telemetry.registry)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self, context: ComponentContext) -> None:
+        """Import the plugins and build the scorers; ValueError listing every problem, each under its config key."""
+        with self._lock:
+            if self._started:
+                return
+            problems = validate_config(self.cfg)
+            if problems:
+                raise ValueError("; ".join(f"processors.{context.name}.{p}" for p in problems))
+            self.scorers = [create_scorer(n, self.cfg.options.get(n, {})) for n in self.cfg.scorers]
+            self._started = True
+
+    def shutdown(self) -> None:
+        """Release the scorers (and whatever models they hold); idempotent and safe without start."""
+        with self._lock:
+            self.scorers = []
+            self._started = False
+
+    def _ensure_started(self) -> None:
+        """Start now if the runtime did not (a library caller), as creating the processor did before."""
+        if not self._started:
+            self.start(self.ctx)
 
     # -- evidence and items -------------------------------------------------------------------
 
@@ -201,6 +234,7 @@ class Quality:
 
     def score(self, items: Sequence[ScoringItem]) -> list[ScoreResult]:
         """Run every configured scorer over the items; a failing scorer is counted and skipped."""
+        self._ensure_started()
         merged = [ScoreResult() for _ in items]
         for scorer in self.scorers:
             try:
@@ -302,6 +336,7 @@ class Quality:
         """Add quality scores and labels to the spans of a trace batch; other signals pass unchanged."""
         if batch.signal is not Signal.TRACES or batch.rows == 0:
             return batch
+        self._ensure_started()
         table = batch.table
         per_row: dict[int, ScoreResult] = {}
         rows = _nonempty_rows(table.column("output_messages"))
@@ -354,5 +389,5 @@ def _merge_map(table: pa.Table, name: str, new: Mapping[int, Mapping[str, Any]])
 
 
 def create(ctx: ComponentContext, config: Config) -> Quality:
-    """Build the quality processor."""
+    """Build the quality processor; ``start`` imports its plugins and builds its scorers."""
     return Quality(ctx, config)

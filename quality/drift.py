@@ -16,11 +16,11 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from quality.stats import FeatureDrift, categorical_drift, holm, numeric_drift
+from sovtel.yamlconfig import ConfigError, YamlPath, load_yaml_model
 
 NUMERIC_FEATURES: tuple[str, ...] = ("input_tokens", "output_tokens", "latency_ms", "ttft_s")
 CATEGORICAL_FEATURES: tuple[str, ...] = ("finish_reason", "tool_call")
@@ -45,30 +45,24 @@ class DriftConfig(BaseModel):
     max_score_features: int = Field(default=20, ge=0, description="At most this many quality-score keys are tested.")
 
 
-class DriftConfigError(ValueError):
+class DriftConfigError(ConfigError, ValueError):
     """A drift configuration file is unreadable or invalid."""
+
+    one_line = True
+
+
+def _unknown_features(cfg: DriftConfig) -> list[tuple[YamlPath, str]]:
+    unknown = [f for f in cfg.features if f not in DEFAULT_FEATURES and not f.startswith("score:")]
+    if not unknown:
+        return []
+    return [(("features",), f"unknown feature(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_FEATURES)}"
+                            " or score:<name>")]
 
 
 def load_drift_config(path: Path) -> DriftConfig:
     """Read a YAML file of DriftConfig keys; raises DriftConfigError listing every problem."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise DriftConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise DriftConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise DriftConfigError(f"{path}: expected a mapping of drift settings")
-    try:
-        cfg = DriftConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise DriftConfigError(f"{path}: " + "; ".join(lines)) from None
-    unknown = [f for f in cfg.features if f not in DEFAULT_FEATURES and not f.startswith("score:")]
-    if unknown:
-        raise DriftConfigError(f"{path}: unknown feature(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_FEATURES)}"
-                               " or score:<name>")
-    return cfg
+    return load_yaml_model(path, DriftConfig, error=DriftConfigError, checks=[_unknown_features],
+                           not_a_mapping="expected a mapping of drift settings")
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Quality jobs over the store: hallucination-rate roll-ups, version comparisons and drift, saved for dashboards.
 
+The drift job is ``run_drift_job``; the report job (``run_report_job``) lives in ``quality.report``.
+
 Reads ``{db}.spans`` (the edge scores in ``quality_scores``) and writes ``{db}.quality_rates``,
 ``{db}.quality_comparisons`` and ``{db}.quality_drift`` (migration 0200_quality.sql).
 """
@@ -8,14 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+from prometheus_client import CollectorRegistry
 
 from quality.drift import DriftConfig, DriftReport, detect_drift, features_from_spans
+from quality.metrics import QualityMetrics
 from quality.stats import ProportionTest, two_proportion_test, wilson_interval
 from quality.windows import Window
 from storage.backend import Store, StoreError
@@ -297,9 +302,72 @@ def save_drift(store: Store, db: str, reference: Window, current: Window, report
     }))
 
 
+def write_metrics(path: Path, fill: Callable[[QualityMetrics], None]) -> None:
+    """Fill fresh gauges and write them in node_exporter's textfile format; QualityJobError if that fails."""
+    metrics = QualityMetrics(CollectorRegistry())
+    fill(metrics)
+    try:
+        metrics.write(path)
+    except OSError as exc:
+        raise QualityJobError(f"cannot write metrics to {path}: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class DriftOptions:
+    """What the drift job tests: model versions, a reference and a current window, and where results go."""
+
+    models: Sequence[str]
+    reference: Window
+    current: Window
+    database: str = "sovtel"
+    config: DriftConfig = field(default_factory=DriftConfig)
+    # Write the results to quality_drift for the dashboards.
+    save: bool = True
+    metrics_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class DriftJobResult:
+    """The drift job's reports, one per model version, in the order asked."""
+
+    reports: list[DriftReport]
+
+    @property
+    def drift(self) -> bool:
+        """Whether any model drifted."""
+        return any(r.drift for r in self.reports)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """A JSON-friendly form: one mapping per model."""
+        return [r.as_dict() for r in self.reports]
+
+
+def run_drift_job(store: Store, options: DriftOptions) -> DriftJobResult:
+    """Test each model for drift between the two windows; save the results and write gauges if asked.
+
+    Raises QualityJobError when the database cannot serve the job or a file cannot be written;
+    store failures propagate as StoreError.
+    """
+    check_database(store, options.database, results=options.save)
+    reports = [run_drift(store, options.database, m, options.reference, options.current, cfg=options.config)
+               for m in options.models]
+    if options.save:
+        save_drift(store, options.database, options.reference, options.current, reports)
+    if options.metrics_file is not None:
+
+        def fill(metrics: QualityMetrics) -> None:
+            metrics.publish_drift(reports)
+            metrics.job_done("drift")
+
+        write_metrics(options.metrics_file, fill)
+    return DriftJobResult(reports)
+
+
 __all__ = [
     "PERIODS",
     "Comparison",
+    "DriftJobResult",
+    "DriftOptions",
     "QualityJobError",
     "RateRow",
     "StoreError",
@@ -309,8 +377,10 @@ __all__ = [
     "hallucination_rates",
     "models_in",
     "run_drift",
+    "run_drift_job",
     "save_comparisons",
     "save_drift",
     "save_rates",
     "version_pairs",
+    "write_metrics",
 ]

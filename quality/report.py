@@ -1,4 +1,5 @@
-"""The quality report: hallucination rates, version comparisons and drift, as text, JSON or one HTML page.
+"""The quality report job (``run_report_job``): hallucination rates, version comparisons and drift, as
+text, JSON or one HTML page.
 
 The HTML page is self-contained (inline CSS and SVG charts, no scripts, no CDN), so it can be
 attached to a ticket or opened offline.
@@ -11,13 +12,16 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from quality.drift import DriftConfig, DriftReport
 from quality.jobs import (
     PERIODS,
     Comparison,
+    QualityJobError,
     RateRow,
+    check_database,
     compare_versions,
     hallucination_rates,
     models_in,
@@ -25,6 +29,7 @@ from quality.jobs import (
     save_comparisons,
     save_drift,
     save_rates,
+    write_metrics,
 )
 from quality.metrics import QualityMetrics
 from quality.stats import wilson_interval
@@ -323,3 +328,41 @@ def publish(report: QualityReport, metrics: QualityMetrics) -> None:
         metrics.publish_comparison(c.request_model, c.baseline, c.candidate, c.test.p_value, c.worse)
     metrics.publish_drift(report.drift)
     metrics.job_done("report")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What the report job covers and where its results go."""
+
+    window: Window
+    database: str = "sovtel"
+    # Significance level of the version comparisons (and of drift when ``drift`` is not given).
+    alpha: float = 0.01
+    drift: DriftConfig | None = None
+    # Drift compares the window's last part of this length with the rest; None skips drift.
+    drift_current_seconds: float | None = 86400.0
+    # Write the results to the quality_* tables the dashboards read.
+    save: bool = True
+    html_path: Path | None = None
+    metrics_file: Path | None = None
+
+
+def run_report_job(store: Store, options: ReportOptions) -> QualityReport:
+    """Build the report for the window; save it, write its HTML page and gauges where asked.
+
+    Raises QualityJobError when the database cannot serve the job or a file cannot be written;
+    store failures propagate as StoreError.
+    """
+    check_database(store, options.database, results=options.save)
+    report = build_report(store, options.database, options.window, alpha=options.alpha, drift=options.drift,
+                          drift_current_seconds=options.drift_current_seconds)
+    if options.save:
+        save_report(store, report)
+    if options.html_path is not None:
+        try:
+            options.html_path.write_text(render_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise QualityJobError(f"cannot write {options.html_path}: {exc.strerror}") from exc
+    if options.metrics_file is not None:
+        write_metrics(options.metrics_file, lambda m: publish(report, m))
+    return report

@@ -8,24 +8,21 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retention.guard import NerMode
 from retention.policies import RetentionPolicies
-from sovtel.config import SecretRef
+from sovtel.yamlconfig import ConfigError, Document, SecretRef, load_yaml_model, validate_document
 from storage.backend import StoreLocation
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class JobsConfigError(Exception):
-    """The jobs configuration is invalid; ``errors`` holds one line per problem."""
+class JobsConfigError(ConfigError):
+    """The jobs configuration is invalid; ``errors`` holds one line per problem (with its line when read
+    from a file)."""
 
-    def __init__(self, source: str, errors: list[str]) -> None:
-        self.source = source
-        self.errors = errors
-        super().__init__(f"{source}: " + "; ".join(errors))
+    one_line = True
 
 
 class _Strict(BaseModel):
@@ -135,29 +132,9 @@ class JobsConfig(_Strict):
 
 def parse_jobs_config(data: Any, source: str = "<jobs config>") -> JobsConfig:
     """Validate loaded data; raises ``JobsConfigError`` listing every problem with its path."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise JobsConfigError(source, ["the configuration must be a mapping"])
-    try:
-        return JobsConfig.model_validate(data)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "<top>"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            errors.append(f"{loc}: {msg}")
-        raise JobsConfigError(source, errors) from None
+    return validate_document(Document(source, data), JobsConfig, error=JobsConfigError)
 
 
 def load_jobs_config(path: Path) -> JobsConfig:
     """Read and validate a jobs configuration file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise JobsConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise JobsConfigError(str(path), ["not valid YAML"]) from None
-    return parse_jobs_config(data, str(path))
+    return load_yaml_model(path, JobsConfig, error=JobsConfigError)

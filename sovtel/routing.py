@@ -18,19 +18,16 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry, Counter
 
 from sovtel.records import SPAN_CONTENT_COLUMNS, SPAN_SUBJECT_COLUMNS, Batch, Signal
-
-if TYPE_CHECKING:
-    from sovtel.config import Config
 
 log = logging.getLogger("sovtel.routing")
 
@@ -114,21 +111,28 @@ def sink_policy(config: Any) -> SinkPolicy:
     )
 
 
-def route_problems(config: Config) -> list[str]:
-    """Every way the configuration could send a tier to a sink that does not permit it, or nowhere.
+class PipelineRoutes(Protocol):
+    """What routing needs to know of a configured pipeline: the tiers it carries and its exporters."""
 
+    @property
+    def tiers(self) -> Sequence[str] | None: ...
+
+    @property
+    def exporters(self) -> Sequence[str]: ...
+
+
+def route_problems(pipelines: Mapping[str, PipelineRoutes], exporters: Mapping[str, object]) -> list[str]:
+    """Every way the configured pipelines could send a tier to a sink that does not permit it, or nowhere.
+
+    ``exporters`` maps an exporter's name to its validated configuration (which declares its policy).
     The routing table of a pipeline is its carried tiers × its exporters: an exporter receives the
     rows of the carried tiers it permits. So (1) every carried tier needs at least one exporter
     that permits it, and (2) every exporter must permit at least one carried tier.
     """
     problems: list[str] = []
-    for pname, pcfg in config.service.pipelines.items():
+    for pname, pcfg in pipelines.items():
         carried = list(pcfg.tiers) if pcfg.tiers is not None else list(TIERS)
-        policies: dict[str, SinkPolicy] = {}
-        for ename in pcfg.exporters:
-            spec = config.components.get(("exporters", ename))
-            if spec is not None:
-                policies[ename] = sink_policy(spec.config)
+        policies = {ename: sink_policy(exporters[ename]) for ename in pcfg.exporters if ename in exporters}
         if not policies:
             continue
         for tier in carried:

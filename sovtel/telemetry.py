@@ -1,5 +1,9 @@
-"""Self-telemetry: received / sent / dropped-by-reason counters per component, on prometheus-client.
+"""Self-telemetry: received / queued / sent / dropped-by-reason counters per component, on prometheus-client.
 
+The words follow the OpenTelemetry Collector's: *received* counts records a component accepted;
+*queued* counts records a pipeline placed in its exporters' queues (the point where a receiver may
+acknowledge); *sent* counts only records an exporter handed on successfully to its destination
+(rows the store accepted), so ``sovtel_sent_records`` is what reached storage, not what was queued.
 Every pipeline owns a registry (never the global one), so tests and several pipelines in one
 process do not see each other's numbers.
 """
@@ -22,8 +26,14 @@ class Telemetry:
         self.received = Counter(
             "sovtel_received_records", "Records a component accepted.", labels, registry=self.registry
         )
+        self.queued = Counter(
+            "sovtel_queued_records",
+            "Records a pipeline placed in its exporters' queues (once each, however many exporters take it).",
+            labels,
+            registry=self.registry,
+        )
         self.sent = Counter(
-            "sovtel_sent_records", "Records a component passed on or stored.", labels, registry=self.registry
+            "sovtel_sent_records", "Records an exporter's destination accepted.", labels, registry=self.registry
         )
         self.dropped = Counter(
             "sovtel_dropped_records",
@@ -99,8 +109,13 @@ class ComponentTelemetry:
         if n:
             self.telemetry.received.labels(self.name, signal).inc(n)
 
+    def queued(self, signal: str, n: int) -> None:
+        """Count records a pipeline placed in its exporters' queues (not yet sent)."""
+        if n:
+            self.telemetry.queued.labels(self.name, signal).inc(n)
+
     def sent(self, signal: str, n: int) -> None:
-        """Count records passed on or stored."""
+        """Count records an exporter handed on successfully to its destination."""
         if n:
             self.telemetry.sent.labels(self.name, signal).inc(n)
 

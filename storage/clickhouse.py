@@ -4,16 +4,15 @@ in the embedded store (default ``<data_dir>/store``) or on a ClickHouse server.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from pathlib import Path
 
-import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from sovtel.component import ComponentConfig, ComponentContext, ExportResult
-from sovtel.records import TABLES, Batch, Signal
+from sovtel.queue import QueueConfig, dedup_token
+from sovtel.records import TABLES, Batch
 from storage.backend import PermanentStoreError, Store, StoreConfig, StoreError, StoreLocation
 from storage.cluster import ClusterConfig
 from storage.migrate import MigrationError, SchemaSettings, migrate
@@ -24,40 +23,6 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 PERSONAL_DAYS_MIN = 30
 PERSONAL_DAYS_MAX = 90
-
-# Columns that identify a batch's rows for its dedup token. Span ids are unique by construction;
-# logs and metrics have no such key, so all their columns count.
-_TOKEN_COLUMNS: dict[Signal, tuple[str, ...] | None] = {
-    Signal.TRACES: ("timestamp", "trace_id", "span_id"),
-    Signal.LOGS: None,
-    Signal.METRICS: None,
-}
-
-
-class QueueConfig(ComponentConfig):
-    """How the pipeline batches rows for this exporter (read by the pipeline runtime)."""
-
-    batch_rows: int = Field(default=20_000, ge=1, description="Rows per insert; ClickHouse prefers thousands.")
-    max_delay_s: float = Field(default=1.0, ge=0, description="Longest a row waits for its batch to fill.")
-    max_queue_rows: int = Field(
-        default=500_000, ge=1, description="Rows an in-memory queue holds before receivers get back-pressure."
-    )
-    durable: bool | None = Field(
-        default=None,
-        description="Queue on disk (SQLite WAL) so acknowledged rows survive a crash; unset: durable when the "
-        "service's data_dir exists. false keeps the in-memory queue (rows are lost on a crash).",
-    )
-    max_queue_bytes: int = Field(
-        default=1024**3, ge=1024 * 1024, description="Disk budget of the durable queue; beyond it receivers get 429."
-    )
-    directory: Path | None = Field(default=None, description="Where the durable queue lives (default data_dir/queue).")
-
-    @model_validator(mode="after")
-    def _queue_holds_a_batch(self) -> QueueConfig:
-        if self.max_queue_rows < self.batch_rows:
-            raise ValueError(f"max_queue_rows ({self.max_queue_rows}) must be at least batch_rows ({self.batch_rows})")
-        return self
-
 
 class RetentionConfig(ComponentConfig):
     """How long each kind of table keeps rows, applied as table TTLs when the schema is created."""
@@ -159,26 +124,6 @@ class StartupError(Exception):
     """The exporter cannot start: the store is unusable or its schema cannot be brought up to date."""
 
 
-def dedup_token(batch: Batch) -> str:
-    """A token identifying the batch's content, so a replay of the same rows is skipped by ClickHouse.
-
-    It hashes the identifying columns in a canonical layout (one chunk, Arrow IPC), so the same
-    rows give the same token however the batch was split or merged on the way.
-    """
-    columns = _TOKEN_COLUMNS[batch.signal]
-    table = batch.table
-    if columns is not None and all(c in table.column_names for c in columns):
-        table = table.select(list(columns))
-    table = table.combine_chunks()
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{batch.signal.value}:{table.num_rows}:".encode())
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    digest.update(memoryview(sink.getvalue()))
-    return f"sovtel-{batch.signal.value}-{digest.hexdigest()}"
-
-
 class ClickHouseExporter:
     """Inserts batches as Arrow into ``{database}.{spans|logs|metrics}``.
 
@@ -253,6 +198,8 @@ class ClickHouseExporter:
             return ExportResult.RETRYABLE
         table = f"{self.config.database}.{TABLES[batch.signal]}"
         try:
+            # The durable queue hands along the token it committed with the group, so a replay
+            # is named as the first attempt was without serialising the rows again.
             store.insert_arrow(table, batch.table, dedup_token=dedup_token(batch))
         except StoreError as exc:
             if exc.retryable:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,3 +41,8 @@ def unique_db() -> str:
 def tmp_home(tmp_path: Path) -> Iterator[Path]:
     """A scratch directory for files a test writes."""
     yield tmp_path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the shared chDB directory, so repeated runs leave no stores behind."""
+    shutil.rmtree(_CHDB_DIR, ignore_errors=True)

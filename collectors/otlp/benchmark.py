@@ -1,12 +1,14 @@
 """Decode throughput on one core: ``python -m collectors.otlp.benchmark [--spans N] [--repeat R]``.
 
 Builds a realistic GenAI trace request (12 attributes per span, as an instrumented inference server
-sends them) and reports spans per CPU-second for the columnar path and the exact per-object path.
+sends them) and reports spans per CPU-second for the columnar path, the exact per-object path and
+the same request as OTLP/JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 from collections.abc import Callable
@@ -15,6 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from collectors.otlp.decode import decode_traces
+from collectors.otlp.otlp_json import decode_json, request_to_json
+from sovtel.records import Signal
 
 MODELS = ("llama-3.1-8b-instruct", "mistral-7b-instruct", "qwen2.5-14b")
 
@@ -84,9 +88,14 @@ def main() -> None:
     payload = genai_request(args.spans).SerializeToString()
     fast = spans_per_cpu_second(decode_traces, payload, args.spans, args.repeat)
     exact = spans_per_cpu_second(lambda p: decode_traces(p, exact=True), payload, args.spans, max(args.repeat // 4, 3))
+    body = json.dumps(request_to_json(genai_request(args.spans))).encode()
+    from_json = spans_per_cpu_second(
+        lambda b: decode_json(Signal.TRACES, b), body, args.spans, max(args.repeat // 4, 3)
+    )
     print(f"request: {args.spans} spans, 12 attributes each, {len(payload) / 1e6:.2f} MB")
     print(f"columnar decode: {fast:,.0f} spans/s (one core)")
     print(f"exact decode:    {exact:,.0f} spans/s (one core)")
+    print(f"OTLP/JSON decode: {from_json:,.0f} spans/s (one core, {len(body) / 1e6:.2f} MB)")
 
 
 if __name__ == "__main__":

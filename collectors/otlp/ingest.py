@@ -19,7 +19,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collectors.otlp.decode import DecodeError, decode
-from collectors.otlp.otlp_json import request_from_json
+from collectors.otlp.otlp_json import decode_json
 from sovtel.component import Backpressure, Consumer, Rejected
 from sovtel.records import Batch, Signal
 from sovtel.telemetry import ComponentTelemetry
@@ -90,8 +90,7 @@ class Ingest:
         if consumer is None:
             return self._refuse(Status.NO_PIPELINE, f"this receiver has no {signal.value} pipeline")
         try:
-            payload = body if encoding is Encoding.PROTOBUF else request_from_json(signal, body).SerializeToString()
-            table = decode(signal, payload)
+            table = decode(signal, body) if encoding is Encoding.PROTOBUF else decode_json(signal, body)
         except DecodeError as exc:
             return self._refuse(Status.BAD_DATA, str(exc))
         except Exception:  # a decoder bug must cost one request, not the server

@@ -1,8 +1,10 @@
-"""OTLP/JSON to the protobuf export request, so JSON shares the protobuf decode path.
+"""OTLP/JSON export requests to tables: parsed once, straight to columns, or through protobuf's JSON mapping.
 
 OTLP/JSON is protobuf's JSON mapping with three differences the spec defines: trace and span ids
-are hex (not base64), enum values may be integers, and unknown fields are ignored. The first is
-rewritten here before ``json_format`` parses the rest.
+are hex (not base64), enum values may be integers, and unknown fields are ignored. Requests in the
+shape SDKs send go from the parsed JSON straight to columns (``json_columns``); any other is
+parsed into the protobuf message (ids rewritten first), which is decoded as it is, with no
+serialise and parse again.
 """
 
 from __future__ import annotations
@@ -10,23 +12,20 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collectors.otlp.decode import DecodeError
+from collectors.otlp.decode import REQUESTS, DecodeError, decode_message
+from collectors.otlp.json_columns import JsonIrregular, logs_from_json, spans_from_json
+from collectors.otlp.log_columns import log_table
+from collectors.otlp.span_columns import span_table
 from sovtel.records import Signal
 
-REQUESTS: dict[Signal, type[Message]] = {
-    Signal.TRACES: ExportTraceServiceRequest,
-    Signal.LOGS: ExportLogsServiceRequest,
-    Signal.METRICS: ExportMetricsServiceRequest,
-}
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 _ID_FIELDS = (("traceId", "trace_id"), ("spanId", "span_id"), ("parentSpanId", "parent_span_id"))
 _METRIC_DATA = ("gauge", "sum", "histogram", "exponentialHistogram", "exponential_histogram", "summary")
@@ -102,8 +101,8 @@ def _condense(message: str) -> str:
     return f"at {'.'.join(path)}: {reason[:300]}"
 
 
-def request_from_json(signal: Signal, body: bytes) -> Message:
-    """Parse an OTLP/JSON export request; raises DecodeError saying what is wrong and where."""
+def _load(signal: Signal, body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; raises DecodeError saying what is wrong."""
     name = REQUESTS[signal].DESCRIPTOR.name
     try:
         text = body.decode("utf-8")
@@ -117,6 +116,12 @@ def request_from_json(signal: Signal, body: bytes) -> Message:
         raise DecodeError("body JSON is nested too deeply") from None
     if not isinstance(root, dict):
         raise DecodeError(f"body must be a JSON object (an {name}), got {type(root).__name__}")
+    return root
+
+
+def _message(signal: Signal, root: dict[str, Any]) -> Message:
+    """The JSON object as the protobuf request (rewriting ``root``'s ids); raises DecodeError."""
+    name = REQUESTS[signal].DESCRIPTOR.name
     for path, holder in _id_holders(signal, root):
         _rewrite_ids(holder, path)
     message = REQUESTS[signal]()
@@ -130,6 +135,28 @@ def request_from_json(signal: Signal, body: bytes) -> Message:
     except RecursionError:
         raise DecodeError(f"{name} JSON is nested too deeply") from None
     return message
+
+
+def request_from_json(signal: Signal, body: bytes) -> Message:
+    """Parse an OTLP/JSON export request into its message; raises DecodeError saying what is wrong and where."""
+    return _message(signal, _load(signal, body))
+
+
+def decode_json(signal: Signal, body: bytes, *, received_ns: int | None = None) -> pa.Table:
+    """An OTLP/JSON export request as a table of the signal's schema; raises DecodeError.
+
+    The body is parsed once: JSON in the usual shape goes straight to columns, any other through
+    the protobuf message, decoded exactly; both give the same table.
+    """
+    root = _load(signal, body)
+    try:
+        if signal is Signal.TRACES:
+            return span_table(spans_from_json(root))
+        if signal is Signal.LOGS:
+            return log_table(logs_from_json(root), time.time_ns() if received_ns is None else received_ns)
+    except JsonIrregular:
+        pass  # protobuf's JSON mapping decides, and says what is wrong
+    return decode_message(signal, _message(signal, root), received_ns=received_ns)
 
 
 def request_to_json(message: Message) -> dict[str, Any]:

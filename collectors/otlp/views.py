@@ -1,9 +1,9 @@
 """Wire-compatible "views" of the OTLP request messages, for the columnar fast path.
 
-The views are the real OTLP schemas with a few message fields re-declared as ``bytes`` (span and log
-attributes, span status, log body). protobuf parses them exactly as before, but hands those fields
-back as raw payloads, which ``wire`` then decodes for a whole request at once with numpy instead of
-building one Python wrapper object per attribute.
+The views are the real OTLP schemas with the spans and log records re-declared as ``bytes``.
+protobuf parses (and checks) everything around them as before, but hands each span or log record
+back as its raw payload, which ``wire`` then decodes and checks for a whole request at once with
+numpy instead of building one Python object per field.
 """
 
 from __future__ import annotations
@@ -19,11 +19,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-# message full name -> fields re-declared as bytes, per view
-_VALIDATE: dict[str, frozenset[str]] = {
-    "opentelemetry.proto.trace.v1.Span": frozenset({"attributes", "status"}),
-    "opentelemetry.proto.logs.v1.LogRecord": frozenset({"attributes", "body"}),
-}
+# message full name -> fields re-declared as bytes
 _RECORDS: dict[str, frozenset[str]] = {
     "opentelemetry.proto.trace.v1.ScopeSpans": frozenset({"spans"}),
     "opentelemetry.proto.logs.v1.ScopeLogs": frozenset({"log_records"}),
@@ -44,7 +40,7 @@ def _file_proto(module: ModuleType, as_bytes: dict[str, frozenset[str]]) -> desc
 
 
 def _build_pool(as_bytes: dict[str, frozenset[str]]) -> descriptor_pool.DescriptorPool:
-    # A private pool per view: the views reuse the real full names without clashing.
+    # A private pool: the views reuse the real full names without clashing with the real messages.
     pool = descriptor_pool.DescriptorPool()
     for module in (common_pb2, resource_pb2, trace_pb2, logs_pb2, trace_service_pb2, logs_service_pb2):
         pool.Add(_file_proto(module, as_bytes))
@@ -55,12 +51,8 @@ def _view(pool: descriptor_pool.DescriptorPool, full_name: str) -> Any:
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(full_name))
 
 
-_VALIDATE_POOL = _build_pool(_VALIDATE)
 _RECORDS_POOL = _build_pool(_RECORDS)
 
-# Full validation without building per-attribute objects (attributes are checked by ``wire``).
-TraceRequestView: Any = _view(_VALIDATE_POOL, "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest")
-LogsRequestView: Any = _view(_VALIDATE_POOL, "opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest")
 # Shallow: each span / log record comes back as its serialized bytes.
 TraceRecordsView: Any = _view(_RECORDS_POOL, "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest")
 LogsRecordsView: Any = _view(_RECORDS_POOL, "opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest")

@@ -10,6 +10,7 @@ per-object path, which has protobuf's full semantics.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -60,10 +61,19 @@ _VARINT_TAG[[_TAG_BOOL, _TAG_INT]] = True
 
 _SHIFTS = [np.uint64(7 * k) for k in range(10)]
 _LOW7 = np.uint64(0x7F)
+_TAG_MAX = np.uint64(0xFFFFFFFF)
 
 
 class IrregularError(Exception):
     """The payload is not in the encoding the fast path handles, or is invalid; use the exact path."""
+
+
+def parse(cls: Any, payload: bytes) -> Any:
+    """``cls.FromString(payload)``; a payload protobuf rejects is IrregularError (the exact path says why)."""
+    try:
+        return cls.FromString(payload)
+    except (ProtobufDecodeError, RecursionError) as exc:
+        raise IrregularError(str(exc) or type(exc).__name__) from exc
 
 
 class Buffer:
@@ -236,7 +246,8 @@ def _step(buf: npt.NDArray[np.uint8], p: IntArray, e: IntArray) -> tuple[IntArra
     # length-delimited: payload + length; varint: the varint itself; fixed: 8 or 4 bytes.
     stop = np.where(is_len, payload + value, np.where(wt == WT_VARINT, q + vsize, q + _FIXED_SIZE[wt & 7]))
     needs_varint = is_len | (wt == WT_VARINT)
-    ok &= (num > 0) & _VALID_WT[wt] & (stop <= e) & (stop >= payload) & (vok | ~needs_varint)
+    # protobuf reads a tag as 32 bits at most: a longer one is an error there, not an unknown field.
+    ok &= (num > 0) & (utag <= _TAG_MAX) & _VALID_WT[wt] & (stop <= e) & (stop >= payload) & (vok | ~needs_varint)
     if not ok.all():
         raise IrregularError("malformed or unsupported field encoding")
     return num, wt, value, payload, stop

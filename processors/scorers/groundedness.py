@@ -30,7 +30,7 @@ from processors.scorers.text import (
     tokens,
 )
 
-# Calibrated with bench/quality.py on the dev split of quality/evalset.py (see docs/quality.md).
+# Calibrated with bench/quality.py on the dev split of evaluation/hallucination/ (see docs/quality.md).
 DEFAULT_THRESHOLD = 0.6
 
 _DIGITS = re.compile(r"\d+")

@@ -8,10 +8,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sovtel.config import SecretRef
+from sovtel.yamlconfig import ConfigError, Document, SecretRef, load_yaml_model, validate_document
+
+NOT_A_MAPPING = "the file must be a mapping with a 'users' list"
 
 
 class Role(StrEnum):
@@ -79,40 +80,17 @@ class ServeConfig(BaseModel):
         return self
 
 
-class ServeConfigError(Exception):
-    """The users file is invalid; ``errors`` has one line per problem."""
+class ServeConfigError(ConfigError):
+    """The users file is invalid; ``errors`` has one line per problem (with its line when read from a file)."""
 
-    def __init__(self, source: str, errors: list[str]) -> None:
-        self.source = source
-        self.errors = errors
-        super().__init__(f"{source}: " + "; ".join(errors))
+    one_line = True
 
 
 def parse_serve_config(data: Any, source: str = "<serve config>") -> ServeConfig:
     """Validate an already-loaded mapping; raises ``ServeConfigError`` listing every problem."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ServeConfigError(source, ["the file must be a mapping with a 'users' list"])
-    try:
-        return ServeConfig.model_validate(data)
-    except ValidationError as exc:
-        errors = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "<top>"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            errors.append(f"{where}: {msg}")
-        raise ServeConfigError(source, errors) from None
+    return validate_document(Document(source, data), ServeConfig, error=ServeConfigError, not_a_mapping=NOT_A_MAPPING)
 
 
 def load_serve_config(path: Path) -> ServeConfig:
     """Read and validate a users file."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ServeConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ServeConfigError(str(path), [f"not valid YAML ({exc})"]) from None
-    return parse_serve_config(data, str(path))
+    return load_yaml_model(path, ServeConfig, error=ServeConfigError, not_a_mapping=NOT_A_MAPPING)

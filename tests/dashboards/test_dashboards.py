@@ -14,7 +14,7 @@ from app.cli import cli
 from app.dashboards import dashboards_group
 from dashboards import grafana
 from dashboards.attribution import refresh_gpu_attribution
-from dashboards.definitions import DASHBOARDS
+from dashboards.definitions import DASHBOARDS, UnknownDashboardError, select_dashboards
 from dashboards.macros import TimeRange, expand
 from dashboards.model import DATASOURCE_UIDS, Kind, Panel, Source
 from dashboards.render import render_html, render_store, run_panel
@@ -136,6 +136,22 @@ class TestRender:
                             aiact_database=demo_store.aiact_database)
         assert path == tmp_path / "out" / "index.html"
         assert "GPU utilisation" in path.read_text(encoding="utf-8")
+
+
+class TestSelect:
+    def test_no_uid_selects_every_dashboard(self) -> None:
+        """Without uids every dashboard is selected, in the usual order."""
+        assert select_dashboards() == list(DASHBOARDS)
+
+    def test_uids_select_in_the_order_given(self) -> None:
+        """Named dashboards come back in the order they were named."""
+        uids = [DASHBOARDS[-1].uid, DASHBOARDS[0].uid]
+        assert [d.uid for d in select_dashboards(uids)] == uids
+
+    def test_unknown_uid_names_the_known_ones(self) -> None:
+        """An unknown uid is an error that lists the uids there are."""
+        with pytest.raises(UnknownDashboardError, match=DASHBOARDS[0].uid):
+            select_dashboards(["nope"])
 
 
 class TestCli:

@@ -13,7 +13,14 @@ from grafana_client.api import GrafanaApi
 
 from app.dashboards import dashboards_group
 from dashboards.definitions import DASHBOARDS
-from dashboards.provision import clickhouse_datasource, prometheus_datasource, provision
+from dashboards.provision import (
+    DataSourceError,
+    ProvisionOptions,
+    clickhouse_datasource,
+    prometheus_datasource,
+    provision,
+    provision_grafana,
+)
 
 
 class FakeGrafana:
@@ -173,4 +180,26 @@ def test_cli_refuses_literal_or_missing_tokens(grafana: tuple[FakeGrafana, str],
     result = CliRunner().invoke(dashboards_group, [
         "provision", "--url", url, "--token", token, "--clickhouse-url", "http://reader@ch:8123"])
     assert result.exit_code == 2
+    assert state.auth == set()
+
+
+def test_job_provisions_the_chosen_dashboards(grafana: tuple[FakeGrafana, str]) -> None:
+    """provision_grafana builds both data sources, uses the token and puts the chosen dashboards in the folder."""
+    state, url = grafana
+    report = provision_grafana(ProvisionOptions(
+        grafana_url=url, token="t-1", clickhouse_url="http://reader@ch:8123", clickhouse_password="pw",
+        prometheus_url="http://prom:9090", folder="team", dashboards=DASHBOARDS[:1]))
+    assert report.folder == "created" and report.dashboards == {DASHBOARDS[0].uid: "created"}
+    assert set(report.datasources) == {"sovtel-clickhouse", "sovtel-prometheus"}
+    assert set(state.folders) == {"team"} and state.auth == {"Bearer t-1"}
+
+
+@pytest.mark.parametrize(("clickhouse", "prometheus"), [("ch:8123", None), ("http://ch:8123", "prom:9090")])
+def test_job_sends_nothing_for_unusable_urls(grafana: tuple[FakeGrafana, str], clickhouse: str,
+                                             prometheus: str | None) -> None:
+    """An unusable data source URL is a DataSourceError raised before Grafana is contacted."""
+    state, url = grafana
+    with pytest.raises(DataSourceError):
+        provision_grafana(ProvisionOptions(grafana_url=url, token="t", clickhouse_url=clickhouse,
+                                           prometheus_url=prometheus))
     assert state.auth == set()

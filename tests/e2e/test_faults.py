@@ -27,9 +27,9 @@ from collectors.otlp_client import AckingClient, trace_id_of
 from sovtel.component import ExportResult
 from sovtel.config import parse_config
 from sovtel.pipeline import Service
+from sovtel.queue import queued_rows
 from sovtel.records import Batch
 from storage.backend import open_store
-from storage.queue import queued_rows
 from tests.waiting import wait_until
 
 RESOURCE = {"service.name": "chat-api", "sovtel.tier": "local"}

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from app.cli import cli
 from processors import dp
+from retention.dp_ledger import ClickHouseLedger
 from storage.backend import Store, StoreConfig
 from storage.migrate import SchemaSettings, migrate
 
@@ -120,7 +121,7 @@ class TestBudget:
         """`privacy budget` reads the ledger table and prints spent, remaining and refusals per tenant."""
         store = Store.from_config(StoreConfig(dsn=chdb_dsn))
         migrate(store, SchemaSettings(database=unique_db, aiact_database=f"{unique_db}_ai"), include_aiact=False)
-        ledger = dp.BudgetLedger(dp.ClickHouseLedger(store, unique_db), 1.0)
+        ledger = dp.BudgetLedger(ClickHouseLedger(store, unique_db), 1.0)
         w = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
         ledger.charge("tenant-a", w, 0.4, "r")
         ledger.charge("tenant-a", w, 0.8, "r")

@@ -11,6 +11,7 @@ from diffprivlib import tools
 from scipy import stats
 
 from processors import dp
+from retention.dp_ledger import ClickHouseLedger
 from sovtel.component import ComponentContext
 from sovtel.records import Batch, Signal, table_from_columns
 from sovtel.telemetry import Telemetry
@@ -127,12 +128,12 @@ class TestLedgerPersistence:
         """Charges written through one Store are seen by a new Store after the first is closed."""
         store = Store.from_config(StoreConfig(dsn=chdb_dsn))
         migrate(store, SchemaSettings(database=unique_db, aiact_database=f"{unique_db}_ai"), include_aiact=False)
-        first = dp.BudgetLedger(dp.ClickHouseLedger(store, unique_db), budget_per_window=1.0)
+        first = dp.BudgetLedger(ClickHouseLedger(store, unique_db), budget_per_window=1.0)
         assert dp.release(spans(tenant="acme"), SPEC, first).refused == []  # type: ignore[arg-type]
         store.close()
 
         reopened = Store.from_config(StoreConfig(dsn=chdb_dsn))
-        second = dp.BudgetLedger(dp.ClickHouseLedger(reopened, unique_db), budget_per_window=1.0)
+        second = dp.BudgetLedger(ClickHouseLedger(reopened, unique_db), budget_per_window=1.0)
         assert second.backend.spent("acme", W) == pytest.approx(0.5)
         assert dp.release(spans(tenant="acme"), SPEC, second).refused == []  # type: ignore[arg-type]
         refused = dp.release(spans(tenant="acme"), SPEC, second)  # type: ignore[arg-type]

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors import corpus, pii, pseudonymise
+from evaluation import pii as corpus
+from processors import pii, pseudonymise
 from processors.keyring import rotate
 from processors.minimise import Config as MinimiseConfig
 from processors.minimise import create as create_minimise
@@ -115,7 +116,7 @@ def test_nothing_planted_reaches_the_output(chain, case) -> None:  # type: ignor
     out = chain(batch)
     assert out.rows == 1
     dumped = json.dumps(out.table.to_pylist(), default=str, ensure_ascii=False)
-    seen = corpus.visible_text(dumped) + "\n" + "\n".join(corpus._strings(out.table.to_pylist()[0]))
+    seen = corpus.visible_text(dumped) + "\n" + "\n".join(corpus.visible_strings(out.table.to_pylist()[0]))
     for value in values:
         assert value not in seen
         assert not corpus.leaked(corpus.Planted("X", value), seen)

@@ -161,14 +161,15 @@ class TestFailClosed:
         """A missing secret stops start-up with the key id, not the reference value."""
         path = tmp_path / "r.yaml"
         rotate(path, "node", ref="env:SOVTEL_TEST_UNSET_KEY")
+        c = ctx("ps")
         with pytest.raises(KeyRingError, match="node key n1"):
-            pseudonymise.create(ctx("ps"), pseudonymise.Config(key_ring=path))
+            pseudonymise.create(c, pseudonymise.Config(key_ring=path)).start(c)
 
     def test_unresolved_reference_is_not_used_as_key(self, ring: Path) -> None:
         """A resolver that returns the reference itself (a test double) is refused."""
         c = ComponentContext(name="ps", telemetry=Telemetry().component("ps"))
         with pytest.raises(KeyRingError, match="not resolved"):
-            pseudonymise.create(c, pseudonymise.Config(key_ring=ring))
+            pseudonymise.create(c, pseudonymise.Config(key_ring=ring)).start(c)
 
     def test_hashing_error_quarantines_with_subjects_emptied(self, ring: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """If hashing fails, subject columns and attribute values are emptied, never forwarded raw."""

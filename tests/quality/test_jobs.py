@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from quality import jobs
 from quality.drift import DriftConfig
 from quality.metrics import QualityMetrics
-from quality.report import build_report, publish, render_html, render_text, save_report
+from quality.report import ReportOptions, build_report, publish, render_html, render_text, run_report_job, save_report
 from quality.windows import Window
 from storage.backend import Store
 from tests.quality.conftest import DAY, V1, V2, scored_traffic
@@ -108,3 +109,69 @@ def test_missing_tables_are_reported(store: Store, unique_db: str) -> None:
         jobs.check_database(store, f"{unique_db}_absent")
     with pytest.raises(jobs.QualityJobError, match="identifier"):
         jobs.check_database(store, "bad-name; DROP")
+
+
+class TestDriftJob:
+    def test_saves_results_and_writes_gauges(self, filled: Store, unique_db: str, tmp_path: Path) -> None:
+        """The job returns one report per model in the order asked, saves them and writes the gauges."""
+        half = DAY + dt.timedelta(hours=12)
+        metrics = tmp_path / "drift.prom"
+        options = jobs.DriftOptions(models=[V2, V1], reference=Window(DAY, half),
+                                    current=Window(half, DAY + dt.timedelta(days=1)), database=unique_db,
+                                    config=DriftConfig(min_samples=50), metrics_file=metrics)
+        result = jobs.run_drift_job(filled, options)
+        assert [r.model for r in result.reports] == [V2, V1]
+        assert result.drift == any(r.drift for r in result.reports)
+        assert [d["model"] for d in result.as_dicts()] == [V2, V1]
+        assert filled.query_rows(f"SELECT uniqExact(response_model) FROM {unique_db}.quality_drift")[0][0] == 2
+        assert 'sovtel_quality_job_last_success_timestamp_seconds{job="drift"}' in metrics.read_text()
+
+    def test_without_save_writes_nothing(self, filled: Store, unique_db: str) -> None:
+        """With save off the job leaves quality_drift empty."""
+        options = jobs.DriftOptions(models=[V1], reference=Window(DAY, DAY + dt.timedelta(hours=12)),
+                                    current=Window(DAY + dt.timedelta(hours=12), DAY + dt.timedelta(days=1)),
+                                    database=unique_db, save=False)
+        jobs.run_drift_job(filled, options)
+        assert filled.query_rows(f"SELECT count() FROM {unique_db}.quality_drift")[0][0] == 0
+
+    def test_unwritable_metrics_file_is_a_job_error(self, filled: Store, unique_db: str, tmp_path: Path) -> None:
+        """A metrics file that cannot be written fails the job with a message naming the file."""
+        options = jobs.DriftOptions(models=[V1], reference=Window(DAY, DAY + dt.timedelta(hours=12)),
+                                    current=Window(DAY + dt.timedelta(hours=12), DAY + dt.timedelta(days=1)),
+                                    database=unique_db, metrics_file=tmp_path / "absent" / "drift.prom")
+        with pytest.raises(jobs.QualityJobError, match="cannot write metrics"):
+            jobs.run_drift_job(filled, options)
+
+
+class TestReportJob:
+    def test_saves_and_writes_page_and_gauges(self, filled: Store, unique_db: str, tmp_path: Path) -> None:
+        """The job saves every result table and writes the HTML page and the gauges it was asked for."""
+        page, metrics = tmp_path / "quality.html", tmp_path / "quality.prom"
+        report = run_report_job(filled, ReportOptions(window=WHOLE_DAY, database=unique_db,
+                                                      drift=DriftConfig(min_samples=50),
+                                                      drift_current_seconds=12 * 3600, html_path=page,
+                                                      metrics_file=metrics))
+        assert report.comparisons and report.drift
+        for table in jobs.RESULT_TABLES:
+            assert filled.query_rows(f"SELECT count() FROM {unique_db}.{table}")[0][0] > 0
+        assert "<svg" in page.read_text(encoding="utf-8")
+        assert 'job="report"' in metrics.read_text()
+
+    def test_without_save_or_drift(self, filled: Store, unique_db: str) -> None:
+        """With save and drift off the job only reads: rates and comparisons, no stored rows."""
+        report = run_report_job(filled, ReportOptions(window=WHOLE_DAY, database=unique_db, save=False,
+                                                      drift_current_seconds=None))
+        assert report.rates and not report.drift
+        assert filled.query_rows(f"SELECT count() FROM {unique_db}.quality_rates")[0][0] == 0
+
+    def test_unwritable_page_is_a_job_error(self, filled: Store, unique_db: str, tmp_path: Path) -> None:
+        """An HTML path that cannot be written fails the job with a message naming the path."""
+        options = ReportOptions(window=WHOLE_DAY, database=unique_db, save=False, drift_current_seconds=None,
+                                html_path=tmp_path / "absent" / "quality.html")
+        with pytest.raises(jobs.QualityJobError, match="cannot write"):
+            run_report_job(filled, options)
+
+    def test_missing_tables_fail_before_reading(self, store: Store, unique_db: str) -> None:
+        """A database without the tables is a QualityJobError naming the fix."""
+        with pytest.raises(jobs.QualityJobError, match="schema migrate"):
+            run_report_job(store, ReportOptions(window=WHOLE_DAY, database=f"{unique_db}_absent"))

@@ -8,8 +8,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from app import retention as retention_cli
 from app.cli import cli
+from retention import jobs as retention_jobs
 from retention.erasure import ErasureReport, TableErasure
 from tests.retention.conftest import NOW, count, insert_spans, stop_ttl_merges
 
@@ -103,7 +103,7 @@ class TestRetentionCommands:
                                    [TableErasure("s", dbs.tiers[0], "spans", matched=2, deleted=1, remaining=1)], 9)
             return [report]
 
-        monkeypatch.setattr(retention_cli, "erase", incomplete)
+        monkeypatch.setattr(retention_jobs, "erase", incomplete)
         result = _invoke("retention", "erase", *_where(dbs), "--subject", "alice", "--keyring", str(keys.path))
         assert result.exit_code == 1
         assert "INCOMPLETE" in result.output

@@ -1,15 +1,19 @@
-"""Tests for sovtel.pipeline: queueing, batching, back-pressure, retries and shutdown."""
+"""Tests for sovtel.pipeline and its queued exporters: queueing, batching, back-pressure, retries, start, shutdown."""
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
+from types import ModuleType
 
 import pyarrow as pa
 import pytest
 
-from sovtel.component import Backpressure, ExportResult, Rejected
-from sovtel.pipeline import Pipeline, QueuedExporter, QueueSettings
+from sovtel.component import Backpressure, ComponentConfig, ComponentContext, Consumer, ExportResult, Rejected
+from sovtel.config import ComponentSpec, Config, ServiceConfig
+from sovtel.pipeline import Pipeline, Service
+from sovtel.queue import QueuedExporter, QueueSettings
 from sovtel.records import Batch, Signal, table_from_columns
 from sovtel.telemetry import Telemetry
 
@@ -213,6 +217,22 @@ class TestPipeline:
             p.consume(spans(10))
         assert q1.queued_rows == 0
 
+    def test_pipeline_counts_queued_and_exporters_count_sent(self) -> None:
+        """The pipeline counts rows it queued (sovtel_queued_records); sent counts only rows a destination took."""
+        exp = RecordingExporter([ExportResult.RETRYABLE] * 1000)
+        tel = Telemetry()
+        q = QueuedExporter("a", exp, tel.component("a"), QueueSettings(max_delay_s=0.01, retry_initial_s=0.01))
+        q.start()
+        Pipeline("traces", Signal.TRACES, [], [q], tel.component("p")).consume(spans(7))
+        assert tel.total("sovtel_queued_records_total", component="p") == 7
+        assert q.flush(0.2) is False
+        assert tel.total("sovtel_sent_records_total") == 0
+        exp.results.clear()
+        assert q.flush(10)
+        q.shutdown()
+        assert tel.total("sovtel_sent_records_total", component="a") == 7
+        assert tel.total("sovtel_sent_records_total", component="p") == 0
+
     def test_wrong_signal_is_rejected(self) -> None:
         """A batch of another signal is refused by a pipeline."""
         p = Pipeline("logs", Signal.LOGS, [], [], Telemetry().component("p"))
@@ -258,7 +278,7 @@ class TestTierRouting:
 
     def test_full_durable_sink_refuses_the_whole_batch(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
         """If one sink's disk budget is full the request is refused before any sink queues a row."""
-        from storage.queue import DurableBuffer
+        from sovtel.queue import DurableBuffer
 
         tel = Telemetry()
         roomy = QueuedExporter("a", RecordingExporter(), tel.component("a"), QueueSettings(max_delay_s=60))
@@ -269,3 +289,96 @@ class TestTierRouting:
             Pipeline("traces", Signal.TRACES, [], [roomy, full], tel.component("p")).consume(spans(10))
         assert roomy.queued_rows == 0 and full.queued_rows == 0
         full_buf.close()
+
+
+class LifecycleProcessor:
+    """A processor double with the optional start/shutdown; it writes what happens to it into ``events``."""
+
+    def __init__(self, name: str, events: list[str], fail_start: bool = False) -> None:
+        self.name = name
+        self.events = events
+        self.fail_start = fail_start
+        self.context: ComponentContext | None = None
+
+    def start(self, context: ComponentContext) -> None:
+        self.events.append(f"start {self.name}")
+        self.context = context
+        if self.fail_start:
+            raise RuntimeError(f"{self.name}: model not found")
+
+    def shutdown(self) -> None:
+        self.events.append(f"shutdown {self.name}")
+
+    def __call__(self, batch: Batch) -> Batch:
+        self.events.append(f"process {self.name}")
+        return batch
+
+
+class WiredReceiver:
+    """A receiver double: keeps the consumers it is started with, so a test can feed the pipeline."""
+
+    def __init__(self) -> None:
+        self.consumers: dict[Signal, Consumer] = {}
+        self.shutdowns = 0
+
+    def start(self, consumers: dict[Signal, Consumer]) -> None:
+        self.consumers = consumers
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+def component(kind: str, name: str, made: object) -> tuple[tuple[str, str], ComponentSpec]:
+    """A configured component whose module's ``create`` returns ``made``."""
+    module = ModuleType(f"fake_{kind}")
+    module.Config = ComponentConfig  # type: ignore[attr-defined]
+    module.create = lambda ctx, cfg: made  # type: ignore[attr-defined]
+    return (kind, name), ComponentSpec(kind, name, name.partition("/")[0], module, ComponentConfig())
+
+
+def service(data_dir: Path, processors: list[LifecycleProcessor], receiver: WiredReceiver,
+            exporter: RecordingExporter) -> Service:
+    """A service of one traces pipeline: ``receiver`` → ``processors`` → ``exporter`` (in-memory queue)."""
+    components = dict([
+        component("receivers", "wired", receiver),
+        component("exporters", "recording", exporter),
+        *(component("processors", f"lifecycle/{p.name}", p) for p in processors),
+    ])
+    svc = ServiceConfig(
+        data_dir=data_dir,
+        telemetry={"metrics": {"enabled": False}},  # type: ignore[arg-type]
+        pipelines={"traces": {"receivers": ["wired"], "exporters": ["recording"],  # type: ignore[dict-item]
+                              "processors": [f"lifecycle/{p.name}" for p in processors]}},
+    )
+    return Service(Config(svc, components))
+
+
+class TestProcessorLifecycle:
+    def test_processors_start_before_data_and_shut_down_with_the_service(self, tmp_path: Path) -> None:
+        """Service.start starts each lifecycle processor (with its context) before data flows; shutdown stops them."""
+        events: list[str] = []
+        procs = [LifecycleProcessor("a", events), LifecycleProcessor("b", events)]
+        receiver, exporter = WiredReceiver(), RecordingExporter()
+        svc = service(tmp_path, procs, receiver, exporter)
+        svc.start()
+        assert events == ["start a", "start b"]
+        assert procs[0].context is not None and procs[0].context.name == "lifecycle/a"
+        receiver.consumers[Signal.TRACES].consume(spans(3))
+        assert svc.flush(10)
+        svc.shutdown()
+        assert events == ["start a", "start b", "process a", "process b", "shutdown b", "shutdown a"]
+        assert exporter.rows == 3 and receiver.shutdowns == 1
+
+    def test_a_processor_that_cannot_start_fails_the_service_start(self, tmp_path: Path) -> None:
+        """A processor whose start raises makes Service.start raise, and what was started is shut down."""
+        events: list[str] = []
+        procs = [LifecycleProcessor("ok", events), LifecycleProcessor("broken", events, fail_start=True)]
+        receiver, exporter = WiredReceiver(), RecordingExporter()
+        svc = service(tmp_path, procs, receiver, exporter)
+        with pytest.raises(RuntimeError, match="model not found"):
+            svc.start()
+        assert events[:2] == ["start ok", "start broken"]
+        assert "shutdown ok" in events[2:]
+        assert exporter.started and exporter.shutdowns == 1
+        assert receiver.consumers == {}  # no receiver was started: no data reached a half-started pipeline
+        assert svc.exporters == {} and svc.pipelines == {}

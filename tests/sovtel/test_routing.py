@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,9 +14,11 @@ from sovtel.routing import (
     RouteLog,
     Router,
     SinkPolicy,
+    check_tiers,
     identifiable,
     normalise_tiers,
     route_counter,
+    route_problems,
     sink_policy,
 )
 from sovtel.telemetry import Telemetry
@@ -129,3 +132,36 @@ def test_sink_policy_from_config(config: object, policy: SinkPolicy) -> None:
     """An exporter config without tier fields permits all tiers; declared fields are used as given."""
     assert sink_policy(config) == policy
     assert policy.tiers <= ALL
+
+
+class TestRouteProblems:
+    """The configuration checks take plain pipeline and exporter data, not a whole configuration."""
+
+    @pytest.mark.parametrize(
+        ("carried", "permitted", "needles"),
+        [
+            (None, None, []),
+            (["local"], ["local", "sovereign"], []),
+            (None, ["public"], ["tier 'local' would go to a sink", "tier 'sovereign' would go to a sink"]),
+            (["local"], ["public"], ["tier 'local' would go to a sink", "permits none of the tiers"]),
+        ],
+    )
+    def test_every_unroutable_tier_and_idle_exporter_is_named(
+        self, carried: list[str] | None, permitted: list[str] | None, needles: list[str]
+    ) -> None:
+        """A carried tier no exporter permits, and an exporter permitting no carried tier, are problems."""
+        pipelines = {"traces": SimpleNamespace(tiers=carried, exporters=["clickhouse/eu"])}
+        exporters = {"clickhouse/eu": SimpleNamespace(tiers=permitted, jurisdiction="eu")}
+        problems = route_problems(pipelines, exporters)
+        assert len(problems) == len(needles)
+        for problem, needle in zip(problems, needles, strict=True):
+            assert problem.startswith("service.pipelines.traces: ") and needle in problem
+
+    def test_undefined_exporters_are_left_to_the_reference_check(self) -> None:
+        """A pipeline whose exporters are not configured has no routing problem of its own."""
+        assert route_problems({"traces": SimpleNamespace(tiers=None, exporters=["nowhere"])}, {}) == []
+
+    def test_unknown_tier_names_are_reported_where_given(self) -> None:
+        """check_tiers prefixes each unknown tier with where it was written."""
+        assert check_tiers(["local", "secret"], "line 3: tiers") == [
+            "line 3: tiers: unknown tier 'secret' (use local, sovereign, public)"]

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 from sovtel.component import ComponentContext, Exporter, ExportResult
 from sovtel.config import component_module
-from sovtel.pipeline import QueuedExporter, QueueSettings, _queue_settings
+from sovtel.queue import DEDUP_TOKEN, QueuedExporter, QueueSettings, dedup_token, queue_config
 from sovtel.records import Batch, Signal, table_from_columns
 from sovtel.telemetry import Telemetry
-from storage.clickhouse import ClickHouseExporter, Config, StartupError, create, dedup_token
+from storage.clickhouse import ClickHouseExporter, Config, StartupError, create
 
 
 def _ctx(name: str = "clickhouse", data_dir: Path | None = None) -> ComponentContext:
@@ -50,7 +50,8 @@ class TestConfig:
     def test_pipeline_reads_the_queue_settings(self):
         """The runtime's queue settings come from the exporter's queue section."""
         cfg = Config(queue={"batch_rows": 5000, "max_delay_s": 0.2, "max_queue_rows": 100_000})
-        assert _queue_settings(cfg) == QueueSettings(batch_rows=5000, max_delay_s=0.2, max_queue_rows=100_000)
+        expected = QueueSettings(batch_rows=5000, max_delay_s=0.2, max_queue_rows=100_000)
+        assert QueueSettings.of(queue_config(cfg)) == expected
 
     @pytest.mark.parametrize("days", [29, 91, 7, 365])
     def test_personal_retention_outside_30_to_90_needs_a_reason(self, days):
@@ -122,6 +123,19 @@ class TestExport:
         assert exporter.export(Batch(Signal.TRACES, span_factory(10, seed=9))) is ExportResult.SUCCESS
         assert exporter.store is not None
         assert exporter.store.query_rows(f"SELECT count() FROM {unique_db}.spans") == [(260,)]
+
+    def test_inserts_under_the_token_its_queue_hands_along(self, exporter_for, unique_db, span_factory):
+        """A token in the batch meta (the durable queue's) is the one inserted: a replay under it adds no rows."""
+        exporter = exporter_for(database=unique_db, aiact_database=f"{unique_db}_a")
+        exporter.start()
+        table = span_factory(40, seed=11)
+        first = Batch(Signal.TRACES, table, {DEDUP_TOKEN: "sovtel-traces-claimed-group-1"})
+        # The same rows re-chunked would hash to the same rows token; a queue token must win over it.
+        replay = Batch(Signal.TRACES, table.slice(0, 39), {DEDUP_TOKEN: "sovtel-traces-claimed-group-1"})
+        assert exporter.export(first) is ExportResult.SUCCESS
+        assert exporter.export(replay) is ExportResult.SUCCESS
+        assert exporter.store is not None
+        assert exporter.store.query_rows(f"SELECT count() FROM {unique_db}.spans") == [(40,)]
 
     def test_empty_batch_is_success_without_a_call(self, exporter_for, unique_db):
         """A zero-row batch succeeds trivially."""

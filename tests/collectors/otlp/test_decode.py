@@ -13,7 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from collectors.otlp import wire
-from collectors.otlp.decode import DecodeError, _spans_from_wire, decode, decode_logs, decode_metrics, decode_traces
+from collectors.otlp.decode import DecodeError, decode, decode_logs, decode_metrics, decode_traces
+from collectors.otlp.span_columns import spans_from_wire
 from sovtel.records import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA, Signal
 from tests.collectors.otlp import wireformat as wf
 from tests.collectors.otlp.builders import (
@@ -303,7 +304,7 @@ class TestFastPath:
         """Spans as the OpenTelemetry SDK encodes them never need the slower exact path."""
         spans = emit_spans(InMemorySpanExporter(), 20)
         payload = encode_spans(spans).SerializeToString()
-        _spans_from_wire(payload)  # raises IrregularError if the encoding fell off the fast path
+        spans_from_wire(payload)  # raises IrregularError if the encoding fell off the fast path
         both_paths(payload)
 
     def test_spans_of_different_shapes_in_one_request(self):
@@ -322,14 +323,14 @@ class TestFastPath:
         """Encodings the vectorised path does not handle are decoded exactly as protobuf would."""
         payload = wf.trace_request(IRREGULAR_SPANS[name])
         with pytest.raises(wire.IrregularError):
-            _spans_from_wire(payload)
+            spans_from_wire(payload)
         both_paths(payload)
 
     @pytest.mark.parametrize("name", sorted(REGULAR_SPANS))
     def test_other_valid_encodings_stay_on_the_fast_path(self, name):
         """Valid encodings the vectorised path handles decode the same as the exact path."""
         payload = wf.trace_request(REGULAR_SPANS[name])
-        _spans_from_wire(payload)
+        spans_from_wire(payload)
         both_paths(payload)
 
     @pytest.mark.parametrize(
@@ -352,6 +353,31 @@ class TestFastPath:
         """Invalid UTF-8 inside an attribute is caught (the fast path defers to protobuf's verdict)."""
         payload = wf.trace_request(wf.span(_attr(b"k", wf.field(2, wf.LEN, wf.field(1, wf.LEN, b"\xff\xfe")))))
         with pytest.raises(DecodeError):
+            decode_traces(payload)
+
+    @pytest.mark.parametrize(
+        ("name", "span"),
+        [
+            ("invalid UTF-8 in the trace state", wf.span(wf.field(3, wf.LEN, b"\xff\xfe"))),
+            ("a corrupt link", wf.span(wf.field(13, wf.LEN, b"\x0a\x7f"))),
+            ("invalid UTF-8 in a link's trace state", wf.span(wf.field(13, wf.LEN, wf.field(3, wf.LEN, b"\xff")))),
+            ("a corrupt event", wf.span(wf.field(11, wf.LEN, b"\x12\x7f"))),
+            ("a tag wider than 32 bits", wf.span(wf.varint(1 << 33) + wf.varint(5))),
+            ("invalid UTF-8 in the span name", wf.span(wf.field(5, wf.LEN, b"\xc3"))),
+        ],
+    )
+    def test_what_the_columnar_path_does_not_store_is_still_checked(self, name, span):
+        """The single shallow parse rejects what protobuf rejects, even in fields the table does not keep."""
+        payload = wf.trace_request(span)
+        with pytest.raises(wire.IrregularError):
+            spans_from_wire(payload)
+        with pytest.raises(DecodeError, match="not a valid protobuf ExportTraceServiceRequest"):
+            decode_traces(payload)
+
+    def test_a_bad_id_and_a_corrupt_link_fail_as_the_exact_path_says(self):
+        """A request wrong in two ways names the error protobuf finds, not the id check's."""
+        payload = wf.trace_request(wf.span(wf.field(13, wf.LEN, b"\x0a\x7f"), trace_id=b"\x01"))
+        with pytest.raises(DecodeError, match="not a valid protobuf"):
             decode_traces(payload)
 
     def test_large_request_matches_the_exact_path(self):

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collectors import semconv
-from collectors.otlp.decode import DecodeError, decode_logs, decode_metrics, decode_traces
-from collectors.otlp.otlp_json import request_from_json
+from collectors.otlp.decode import DecodeError, decode_logs, decode_message, decode_metrics, decode_traces
+from collectors.otlp.otlp_json import decode_json, request_from_json
 from sovtel.records import Signal
 from tests.collectors.otlp.builders import add_attributes, genai_request, logs_request, metrics_request, otlp_json
 
@@ -140,6 +140,23 @@ def test_random_json_never_raises_anything_but_decode_error(value, signal):
     outcome(decoder, message.SerializeToString())
 
 
+def _through_the_message(signal: Signal, body: bytes) -> pa.Table | str:
+    """The slower JSON route (protobuf's JSON mapping, then the exact decoder), or 'DecodeError'."""
+    try:
+        return decode_message(signal, request_from_json(signal, body), received_ns=1)
+    except DecodeError:
+        return "DecodeError"
+
+
+@FUZZ
+@given(st.one_of(json_values, otlp_shaped), st.sampled_from(list(Signal)))
+def test_random_json_decodes_alike_straight_to_columns_or_through_the_message(value, signal):
+    """Arbitrary JSON decodes to the same table (or DecodeError) by both JSON routes."""
+    body = json.dumps(value).encode()
+    direct = outcome(lambda b: decode_json(signal, b, received_ns=1), body)
+    assert same(direct, _through_the_message(signal, body))
+
+
 # ------------------------------------------------------------------------- valid messages
 
 keys = st.sampled_from([*semconv.SPAN_ATTRIBUTES, *semconv.EVENT_ATTRIBUTES, "x", "server.port", ""]) | st.text(
@@ -211,3 +228,12 @@ def test_json_and_protobuf_of_a_request_decode_alike(generated):
     req, _total = generated
     from_json = request_from_json(Signal.TRACES, json.dumps(otlp_json(req)).encode())
     assert decode_traces(from_json.SerializeToString()).equals(decode_traces(req.SerializeToString()))
+
+
+@MESSAGES
+@given(trace_requests())
+def test_json_straight_to_columns_matches_protobuf(generated):
+    """decode_json of a valid request's OTLP/JSON gives the table its protobuf form gives."""
+    req, _total = generated
+    body = json.dumps(otlp_json(req)).encode()
+    assert decode_json(Signal.TRACES, body).equals(decode_traces(req.SerializeToString()))

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from collectors.otlp.decode import DecodeError, decode_logs, decode_traces
-from collectors.otlp.otlp_json import request_from_json, request_to_json
+from collectors.otlp.decode import DecodeError, decode_logs, decode_message, decode_traces
+from collectors.otlp.json_columns import logs_from_json, spans_from_json
+from collectors.otlp.otlp_json import decode_json, request_from_json, request_to_json
 from sovtel.records import Signal
 from tests.collectors.otlp.builders import genai_request, logs_request, metrics_request, otlp_json
 
@@ -154,3 +155,118 @@ def test_bad_json_is_a_decode_error_saying_what_and_where(case, body, message):
         body = _deep_value(3000)
     with pytest.raises(DecodeError, match=message.replace("[", r"\[").replace("]", r"\]")):
         decode_traces(request_from_json(Signal.TRACES, body).SerializeToString())
+
+
+def _both_routes(signal: Signal, body: bytes) -> tuple[object, object]:
+    """The table (or DecodeError text) straight from JSON to columns and through the protobuf message."""
+
+    def run(fn):
+        try:
+            return fn().to_pylist()
+        except DecodeError as exc:
+            return f"DecodeError: {exc}"
+
+    direct = run(lambda: decode_json(signal, body, received_ns=1))
+    via_message = run(lambda: decode_message(signal, request_from_json(signal, body), received_ns=1))
+    return direct, via_message
+
+
+SPAN_VARIANTS = {
+    "kind as a name": {"kind": "SPAN_KIND_CLIENT"},
+    "kind unknown": {"kind": 9},
+    "kind a bool": {"kind": True},
+    "time as a number": {"startTimeUnixNano": 7, "endTimeUnixNano": 2**64 - 1},
+    "time negative": {"startTimeUnixNano": "-1"},
+    "time too large": {"startTimeUnixNano": str(2**64)},
+    "time with a plus sign": {"startTimeUnixNano": "+5"},
+    "time a float": {"startTimeUnixNano": 1.0},
+    "upper-case hex ids": {"traceId": TRACE_ID.upper(), "parentSpanId": SPAN_ID.upper()},
+    "no parent": {"parentSpanId": ""},
+    "no trace id": {"traceId": ""},
+    "status by name": {"status": {"code": "STATUS_CODE_ERROR", "message": "boom"}},
+    "status code unknown": {"status": {"code": 7}},
+    "status null": {"status": None},
+    "name null": {"name": None},
+    "snake-case field": {"start_time_unix_nano": "5"},
+    "unknown field": {"somethingNew": 1},
+    "trace state": {"traceState": "k=v"},
+    "flags and counts": {"flags": 257, "droppedAttributesCount": 2, "droppedEventsCount": "3"},
+    "a link": {"links": [{"traceId": TRACE_ID, "spanId": SPAN_ID}]},
+    "an event": {"events": [{"name": "e", "attributes": [{"key": "k", "value": {"intValue": 3}}]}]},
+    "int as a number": {"attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": 12}}]},
+    "int not digits": {"attributes": [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12a"}}]},
+    "int out of range": {"attributes": [{"key": "k", "value": {"intValue": str(2**63)}}]},
+    "double as an int": {"attributes": [{"key": "gen_ai.request.temperature", "value": {"doubleValue": 1}}]},
+    "double as text": {"attributes": [{"key": "k", "value": {"doubleValue": "NaN"}}]},
+    "bool as text": {"attributes": [{"key": "k", "value": {"boolValue": "true"}}]},
+    "string a number": {"attributes": [{"key": "k", "value": {"stringValue": 5}}]},
+    "two members in a value": {"attributes": [{"key": "k", "value": {"stringValue": "a", "intValue": "1"}}]},
+    "empty value": {"attributes": [{"key": "k", "value": {}}]},
+    "no value": {"attributes": [{"key": "k"}]},
+    "no key": {"attributes": [{"value": {"stringValue": "v"}}]},
+    "array, map and bytes": {"attributes": [
+        {"key": "a", "value": {"arrayValue": {"values": [{"stringValue": "x"}, {"intValue": "2"}]}}},
+        {"key": "m", "value": {"kvlistValue": {"values": [{"key": "i", "value": {"boolValue": False}}]}}},
+        {"key": "b", "value": {"bytesValue": "AQI="}},
+    ]},
+    "attributes not a list": {"attributes": {"key": "k"}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(SPAN_VARIANTS))
+def test_json_straight_to_columns_agrees_with_the_protobuf_mapping(case):
+    """Every span shape decodes to the same table, or the same error, by both JSON routes."""
+    direct, via_message = _both_routes(Signal.TRACES, span_json(**SPAN_VARIANTS[case]))
+    assert direct == via_message
+
+
+LOG_VARIANTS = {
+    "severity by name": {"severityNumber": "SEVERITY_NUMBER_WARN", "severityText": "WARN"},
+    "severity unknown": {"severityNumber": 99},
+    "map body": {"body": {"kvlistValue": {"values": [{"key": "k", "value": {"stringValue": "v"}}]}}},
+    "no body": {},
+    "trace context": {"traceId": TRACE_ID, "spanId": SPAN_ID, "eventName": "gen_ai.client.inference"},
+    "short span id": {"spanId": "abcd"},
+    "times": {"timeUnixNano": "5", "observedTimeUnixNano": 6},
+    "schema url a number": None,
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOG_VARIANTS))
+def test_json_logs_straight_to_columns_agree_with_the_protobuf_mapping(case):
+    """Every log record shape decodes to the same table, or the same error, by both JSON routes."""
+    record = LOG_VARIANTS[case]
+    scope: dict = {"logRecords": [record or {}]}
+    if record is None:
+        scope["schemaUrl"] = 5
+    body = json.dumps({"resourceLogs": [{"resource": {}, "scopeLogs": [scope]}]}).encode()
+    direct, via_message = _both_routes(Signal.LOGS, body)
+    assert direct == via_message
+
+
+@pytest.mark.parametrize(
+    ("message", "signal"), [(genai_request(3), Signal.TRACES), (logs_request(2), Signal.LOGS)]
+)
+def test_sdk_shaped_json_goes_straight_to_columns(message, signal):
+    """OTLP/JSON as SDKs write it never needs the protobuf message."""
+    root = json.loads(json.dumps(otlp_json(message)))
+    (spans_from_json if signal is Signal.TRACES else logs_from_json)(root)  # raises JsonIrregular otherwise
+
+
+ARRAYS = {
+    "strings": {"values": [{"stringValue": "stop"}, {"stringValue": "length"}]},
+    "mixed scalars": {"values": [{"intValue": "3"}, {"doubleValue": 0.5}, {"boolValue": True}, {}]},
+    "empty": {},
+    "nested": {"values": [{"arrayValue": {"values": [{"stringValue": "x"}]}}]},
+    "bad element": {"values": [{"intValue": "x"}]},
+    "not a list": {"values": {"stringValue": "x"}},
+    "unknown field": {"values": [], "other": 1},
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARRAYS))
+def test_array_values_decode_alike_by_both_json_routes(case):
+    """Array attribute values, built directly or through protobuf's mapping, give the same table or error."""
+    attrs = [{"key": "gen_ai.response.finish_reasons", "value": {"arrayValue": ARRAYS[case]}}]
+    direct, via_message = _both_routes(Signal.TRACES, span_json(attributes=attrs))
+    assert direct == via_message

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from bench.quality import THRESHOLDS, calibrate, groundedness_scores, prf
+from bench.quality import groundedness_scores
+from evaluation.hallucination.evalset import generate, split
+from evaluation.hallucination.score import THRESHOLDS, calibrate, prf
 from processors.scorers import ScorerError, ScoreResult, ScoringItem, available, create_scorer, register_scorer
 from processors.scorers.groundedness import DEFAULT_THRESHOLD, GroundednessScorer
 from processors.scorers.refusal import RefusalScorer, is_filler, is_refusal
 from processors.scorers.text import document_texts
-from quality.evalset import generate, split
 
 EVIDENCE = (
     "The Berlin branch opens at 9:00 and closes at 17:00 from Monday to Friday. "

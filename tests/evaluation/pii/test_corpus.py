@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from processors import corpus, pii
+from evaluation import pii as corpus
+from processors import pii
 from processors.recognizers import checksums as cs
 from processors.recognizers.person_name import given_names, surnames
 

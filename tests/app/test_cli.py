@@ -53,3 +53,11 @@ def test_run_with_invalid_config_exits_2(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["run", "-c", str(f)])
     assert r.exit_code == 2
     assert "pipelines" in r.output
+
+
+def test_every_command_is_mounted() -> None:
+    """The root group carries its own commands and every app module's group, under their usual names."""
+    assert set(cli.commands) == {
+        "run", "config", "demo", "query", "schema", "serve", "privacy", "keys", "retention", "audit", "aiact",
+        "quality", "dashboards",
+    }

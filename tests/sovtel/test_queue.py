@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from sovtel.component import Backpressure, ExportResult
-from sovtel.pipeline import QueuedExporter, QueueSettings
+from sovtel.queue import (
+    DEDUP_TOKEN,
+    DurableBuffer,
+    QueuedExporter,
+    QueueInUseError,
+    QueueSettings,
+    dedup_token,
+    queue_file,
+    queued_rows,
+    rows_token,
+)
 from sovtel.records import Batch, Signal, table_from_columns
 from sovtel.telemetry import Telemetry
-from storage.clickhouse import dedup_token
-from storage.queue import DurableBuffer, QueueInUseError, queue_file, queued_rows
 
 
 def spans(n: int, start: int = 0) -> Batch:
@@ -125,6 +134,59 @@ class TestDurableBuffer:
     def test_queue_file_names_are_safe(self, tmp_path: Path, sink: str, name: str) -> None:
         """Sink names map to one flat file name each."""
         assert queue_file(tmp_path, sink) == tmp_path / name
+
+
+class TestGroupTokens:
+    def test_token_is_committed_with_the_claim_and_replayed(self, tmp_path: Path) -> None:
+        """A group's token rides on Taken and in the batch meta, and comes back unchanged after a restart."""
+        path = tmp_path / "q.sqlite"
+        buf = DurableBuffer(path)
+        for k in range(3):
+            buf.put(spans(40, start=k * 40))
+        taken = buf.take(80)
+        assert taken is not None and taken.dedup_token is not None
+        assert taken.batch.meta[DEDUP_TOKEN] == taken.dedup_token == dedup_token(taken.batch)
+        buf.close()
+
+        again = DurableBuffer(path)
+        replay = again.take(10_000)
+        assert replay is not None and replay.dedup_token == taken.dedup_token
+        again.ack(replay)
+        rest = again.take(10_000)
+        assert rest is not None and rest.dedup_token not in (None, taken.dedup_token)
+        again.ack(rest)
+        again.close()
+
+    def test_different_rows_or_signals_give_different_tokens(self, tmp_path: Path) -> None:
+        """Groups of other rows (same count), other span ids or another signal never share a token."""
+        buf = DurableBuffer(tmp_path / "q.sqlite")
+        table = spans(10).table
+        other_span_ids = Batch(Signal.TRACES, table.set_column(
+            table.schema.get_field_index("span_id"), "span_id", pa.array([f"{i:016x}" for i in range(10)])))
+        for batch in (spans(10), spans(10, start=10), other_span_ids, logs(10), logs(11)):
+            buf.put(batch)
+        tokens = []
+        while (taken := buf.take(10)) is not None:
+            tokens.append(taken.dedup_token)
+            buf.ack(taken)
+        assert len(tokens) == 5 == len(set(tokens)) and None not in tokens
+        buf.close()
+
+    def test_group_claimed_without_a_token_falls_back_to_its_rows(self, tmp_path: Path) -> None:
+        """A group claimed by a release that kept no token is replayed with the token hashed from its rows."""
+        path = tmp_path / "q.sqlite"
+        buf = DurableBuffer(path)
+        buf.put(spans(30))
+        assert buf.take(100) is not None
+        buf.close()
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM claims")
+        again = DurableBuffer(path)
+        replay = again.take(100)
+        assert replay is not None and replay.dedup_token is None
+        assert dedup_token(replay.batch) == rows_token(spans(30))
+        again.ack(replay)
+        again.close()
 
 
 class TestDurableQueuedExporter:

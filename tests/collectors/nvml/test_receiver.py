@@ -1,4 +1,4 @@
-"""Tests for collectors.nvml against the SIMULATED NVML: rows, Prometheus names, failure isolation, XID events."""
+"""Tests for the nvml receiver against the SIMULATED NVML: rows, Prometheus names, failure isolation, XID events."""
 
 from __future__ import annotations
 

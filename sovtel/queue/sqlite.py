@@ -1,11 +1,11 @@
 """The durable per-sink queue: a write-ahead buffer of processed batches in SQLite (WAL, synchronous=FULL).
 
 A batch is stored as Arrow IPC bytes before the receiver acknowledges it, and deleted only after
-the sink accepted it. The worker *claims* a group of queued batches (persisting the group) before
-exporting it, so after a crash the same group — the same rows in the same order, hence the same
-dedup token — is replayed first, and ClickHouse skips what it had already stored. The queue holds
-processed data only (ADR 0001); its size is bounded by a byte budget, beyond which receivers get
-a retryable refusal.
+the sink accepted it. The worker *claims* a group of queued batches before exporting it, and
+commits with the claim the group's dedup token, hashed from the stored bytes. After a crash the
+same group — the same rows in the same order, with the same token — is replayed first, and
+ClickHouse skips what it had already stored. The queue holds processed data only (ADR 0001); its
+size is bounded by a byte budget, beyond which receivers get a retryable refusal.
 """
 
 from __future__ import annotations
@@ -22,15 +22,17 @@ from typing import IO
 
 import pyarrow as pa
 
-from sovtel.pipeline import Taken
+from sovtel.queue.buffer import DEFAULT_QUEUE_BYTES, BatchBuffer, MemoryBuffer, QueueConfig, Taken
+from sovtel.queue.dedup import DEDUP_TOKEN, stored_group_token
 from sovtel.records import Batch, Signal
 
-log = logging.getLogger("sovtel.storage.queue")
+log = logging.getLogger("sovtel.queue")
 
-DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
 # How many queued batches one group may combine; a group is also bounded by the sink's batch_rows.
 _MAX_GROUP_BATCHES = 10_000
 
+# ``claims`` came after ``batches``: a group claimed by a release without it has no token, and the
+# sink then hashes the rows, as that release did, so its replay keeps the token it was sent with.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,6 +44,10 @@ CREATE TABLE IF NOT EXISTS batches (
     payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS batches_group ON batches (group_id, id);
+CREATE TABLE IF NOT EXISTS claims (
+    group_id INTEGER PRIMARY KEY,
+    token TEXT NOT NULL
+);
 """
 
 
@@ -63,23 +69,24 @@ def encode(batch: Batch) -> bytes:
 
 
 def decode(signal: str, payload: bytes) -> Batch:
-    """A batch from its stored signal name and Arrow IPC bytes."""
+    """A batch from its stored signal name and Arrow IPC bytes (zero-copy: its buffers are slices of ``payload``)."""
     with pa.ipc.open_stream(pa.py_buffer(payload)) as reader:
         table = reader.read_all()
     return Batch(Signal(signal), table)
 
 
 class DurableBuffer:
-    """A ``BatchBuffer`` (sovtel.pipeline) on disk; one file per sink, one process per file.
+    """A ``BatchBuffer`` on disk; one file per sink, one process per file.
 
-    Thread-safe: one SQLite connection behind one lock. ``put`` commits with synchronous=FULL
-    (fsync) before it returns, so an acknowledged batch survives SIGKILL and power loss of the
-    node's page cache. The byte budget counts stored payload bytes.
+    Thread-safe: one SQLite connection behind one lock; ``take`` and ``ack`` run on one worker
+    thread. ``put`` commits with synchronous=FULL (fsync) before it returns, so an acknowledged
+    batch survives SIGKILL and power loss of the node's page cache. The byte budget counts stored
+    payload bytes.
     """
 
     durable = True
 
-    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_QUEUE_BYTES) -> None:
         self.path = path
         self.max_bytes = max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +101,10 @@ class DurableBuffer:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        # A release without ``claims`` acknowledges groups without forgetting their tokens.
+        self._db.execute(
+            "DELETE FROM claims WHERE group_id NOT IN (SELECT group_id FROM batches WHERE group_id IS NOT NULL)"
+        )
         self._lock = threading.Lock()
         row = self._db.execute(
             "SELECT count(*), coalesce(sum(rows), 0), coalesce(sum(bytes), 0) FROM batches"
@@ -149,61 +160,83 @@ class DurableBuffer:
 
     def take(self, max_rows: int) -> Taken | None:
         """The next group: an unfinished claimed group first, else the oldest unclaimed batches of one signal."""
+        if self._resume:
+            return self._take_claimed()
         with self._lock:
             self._check_open()
-            if self._resume:
-                group = self._resume[0]
-                rows = self._db.execute(
-                    "SELECT signal, rows, payload FROM batches WHERE group_id = ? ORDER BY id", (group,)
-                ).fetchall()
-                if not rows:
-                    self._resume.pop(0)
-                    return None
-            else:
-                head = self._db.execute(
-                    "SELECT id, signal, rows FROM batches WHERE group_id IS NULL ORDER BY id LIMIT ?",
-                    (_MAX_GROUP_BATCHES,),
-                ).fetchall()
-                if not head:
-                    return None
-                signal = head[0][1]
-                ids: list[int] = []
-                total = 0
-                for bid, sig, n in head:
-                    if sig != signal or (ids and total + n > max_rows):
-                        break
-                    ids.append(int(bid))
-                    total += int(n)
-                group = ids[0]
-                # The claim is committed (fsynced) before the export, so a replay forms the same group.
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute(
-                        "UPDATE batches SET group_id = ? WHERE id BETWEEN ? AND ? AND group_id IS NULL",
-                        (group, ids[0], ids[-1]),
-                    )
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                rows = self._db.execute(
-                    "SELECT signal, rows, payload FROM batches WHERE group_id = ? ORDER BY id", (group,)
-                ).fetchall()
+            head = self._db.execute(
+                "SELECT id, signal, rows FROM batches WHERE group_id IS NULL ORDER BY id LIMIT ?",
+                (_MAX_GROUP_BATCHES,),
+            ).fetchall()
+            if not head:
+                return None
+            signal = head[0][1]
+            ids: list[int] = []
+            total = 0
+            for bid, sig, n in head:
+                if sig != signal or (ids and total + n > max_rows):
+                    break
+                ids.append(int(bid))
+                total += int(n)
+            payloads = [p for (p,) in self._db.execute(
+                "SELECT payload FROM batches WHERE id BETWEEN ? AND ? AND group_id IS NULL ORDER BY id",
+                (ids[0], ids[-1]),
+            )]
+        # Hashing runs outside the lock so receivers can put meanwhile; only this worker thread
+        # claims, and puts only add later ids, so the rows read are still the rows claimed below.
+        parts = [decode(signal, p) for p in payloads]
+        token = stored_group_token(Signal(signal), payloads, [p.table for p in parts])
+        group = ids[0]
+        with self._lock:
+            self._check_open()
+            # The claim and its token are committed (fsynced) before the export, so a replay sends
+            # the same group under the same token.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "UPDATE batches SET group_id = ? WHERE id BETWEEN ? AND ? AND group_id IS NULL",
+                    (group, ids[0], ids[-1]),
+                )
+                self._db.execute("INSERT INTO claims (group_id, token) VALUES (?, ?)", (group, token))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._in_flight += total
+        return _taken(parts, group, total, token)
+
+    def _take_claimed(self) -> Taken | None:
+        """The oldest group a previous run claimed and did not finish, with the token it was claimed with."""
+        with self._lock:
+            self._check_open()
+            group = self._resume[0]
+            rows = self._db.execute(
+                "SELECT signal, rows, payload FROM batches WHERE group_id = ? ORDER BY id", (group,)
+            ).fetchall()
+            if not rows:
+                self._resume.pop(0)
+                return None
+            found = self._db.execute("SELECT token FROM claims WHERE group_id = ?", (group,)).fetchone()
             n_rows = sum(int(r[1]) for r in rows)
             self._in_flight += n_rows
         parts = [decode(sig, payload) for sig, _, payload in rows]
-        table = parts[0].table if len(parts) == 1 else pa.concat_tables([p.table for p in parts])
-        return Taken(Batch(parts[0].signal, table, {"queue_group": str(group)}), (group, n_rows))
+        return _taken(parts, group, n_rows, str(found[0]) if found else None)
 
     def ack(self, taken: Taken) -> None:
-        """Delete the group; it was exported (or rejected for good)."""
+        """Delete the group and its claim; it was exported (or rejected for good)."""
         group, n_rows = taken.handle
         with self._lock:
             self._check_open()
-            cur = self._db.execute(
-                "DELETE FROM batches WHERE group_id = ? RETURNING rows, bytes", (group,)
-            )
-            removed = cur.fetchall()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                removed = self._db.execute(
+                    "DELETE FROM batches WHERE group_id = ? RETURNING rows, bytes", (group,)
+                ).fetchall()
+                self._db.execute("DELETE FROM claims WHERE group_id = ?", (group,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             self._batches -= len(removed)
             self._rows -= sum(int(r[0]) for r in removed)
             self._bytes -= sum(int(r[1]) for r in removed)
@@ -228,6 +261,15 @@ class DurableBuffer:
                 self._lock_file = None
 
 
+def _taken(parts: list[Batch], group: int, rows: int, token: str | None) -> Taken:
+    """A taken group; its token also rides in the batch's meta, the one thing an exporter is handed."""
+    table = parts[0].table if len(parts) == 1 else pa.concat_tables([p.table for p in parts])
+    meta = {"queue_group": str(group)}
+    if token is not None:
+        meta[DEDUP_TOKEN] = token
+    return Taken(Batch(parts[0].signal, table, meta), (group, rows), token)
+
+
 def queued_rows(path: Path) -> int:
     """Rows in a queue file, read without taking its lock (for operators and tests; may be a moment stale)."""
     if not os.path.exists(path):
@@ -237,3 +279,15 @@ def queued_rows(path: Path) -> int:
         return int(db.execute("SELECT coalesce(sum(rows), 0) FROM batches").fetchone()[0])
     finally:
         db.close()
+
+
+def open_buffer(sink: str, config: QueueConfig | None, data_dir: Path) -> BatchBuffer:
+    """The buffer of exporter ``sink``: on disk if its queue section says so (or, ``durable`` unset, if
+    ``data_dir`` exists), else in memory."""
+    if config is None:
+        return MemoryBuffer()
+    durable = config.durable if config.durable is not None else data_dir.is_dir()
+    if not durable:
+        return MemoryBuffer(config.max_queue_rows)
+    directory = config.directory or data_dir / "queue"
+    return DurableBuffer(queue_file(directory, sink), max_bytes=config.max_queue_bytes)

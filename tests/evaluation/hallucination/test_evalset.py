@@ -1,11 +1,11 @@
-"""Tests for quality.evalset: size, balance, labels by category and the domain-disjoint split."""
+"""Tests for the hallucination evaluation set: size, balance, labels by category and the domain-disjoint split."""
 
 from __future__ import annotations
 
 import collections
 import json
 
-from quality.evalset import CATEGORIES, DEV_KINDS, KINDS, generate, split
+from evaluation.hallucination.evalset import CATEGORIES, DEV_KINDS, KINDS, generate, split
 
 
 def test_deterministic_per_seed() -> None:

@@ -1,0 +1,170 @@
+"""Log records of an ExportLogsServiceRequest as LOG_SCHEMA columns, by the columnar or the exact path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from collectors import semconv
+from collectors.otlp import views, wire
+from collectors.otlp.attributes import (
+    Attributes,
+    IntArray,
+    Values,
+    attributes_from_messages,
+    project,
+    values_from_messages,
+)
+from collectors.otlp.tables import (
+    Locator,
+    Records,
+    Resources,
+    hex_from_messages,
+    hex_from_wire,
+    nanos,
+    schema_table,
+    spread,
+    spread_ints,
+    timestamps,
+    typed_columns,
+)
+from sovtel.records import LOG_SCHEMA
+
+
+class Logs(Records):
+    """Log record columns as extracted, before typed-column projection."""
+
+    time: npt.NDArray[np.uint64]
+    observed: npt.NDArray[np.uint64]
+    severity: IntArray
+    severity_text: pa.Array
+    body: Values
+    attributes: Attributes
+    trace_id: pa.Array
+    span_id: pa.Array
+    event_name: pa.Array
+
+
+def logs_from_wire(payload: bytes) -> Logs:
+    """The columnar path for log records; raises ``wire.IrregularError`` as ``spans_from_wire`` does."""
+    req = wire.parse(views.LogsRecordsView, payload)
+    out = Logs(Locator("resourceLogs", "scopeLogs", "logRecords"))
+    parts: list[bytes] = []
+    for r, rl in enumerate(req.resource_logs):
+        out.resources.append(rl.resource.attributes)
+        count = 0
+        for s, sl in enumerate(rl.scope_logs):
+            records = sl.log_records
+            out.locate.add(r, s, len(records))
+            parts.extend(records)
+            count += len(records)
+        out.per_resource.append(count)
+    n = out.n = len(parts)
+    b = wire.Buffer(parts)
+    f = wire.scan(b.array, b.start, b.end)
+    sel = f.singular(1, wire.WT_FIXED64)
+    out.time = spread_ints(n, f.rec[sel], b.fixed64(f.start[sel]), np.uint64)
+    sel = f.singular(11, wire.WT_FIXED64)
+    out.observed = spread_ints(n, f.rec[sel], b.fixed64(f.start[sel]), np.uint64)
+    sel = f.singular(2, wire.WT_VARINT)
+    out.severity = spread_ints(n, f.rec[sel], f.value[sel].view(np.int64), np.int64)
+    sel = f.singular(3, wire.WT_LEN)
+    out.severity_text = spread(n, f.rec[sel], b.strings(f.start[sel], f.end[sel]))
+    sel = f.singular(5, wire.WT_LEN)
+    # Records without a body get an empty range, which reads as an empty value.
+    body_start = b.end.copy()
+    body_end = b.end.copy()
+    body_start[f.rec[sel]] = f.start[sel]
+    body_end[f.rec[sel]] = f.end[sel]
+    if len(sel) != n:
+        # Empty ranges must stay in buffer order for the gather: put them where the record starts.
+        missing = np.ones(n, np.bool_)
+        missing[f.rec[sel]] = False
+        body_start[missing] = body_end[missing] = b.start[missing]
+    out.body = wire.values(b, body_start, body_end)
+    sel = f.where(6, wire.WT_LEN)
+    counts = np.bincount(f.rec[sel], minlength=n).astype(np.int64)
+    out.attributes = wire.keyvalues(b, f.start[sel], f.end[sel], counts)
+    sel = f.singular(12, wire.WT_LEN)
+    out.event_name = spread(n, f.rec[sel], b.strings(f.start[sel], f.end[sel]))
+    out.trace_id = hex_from_wire(b, f, 9, n, width=16, optional=True, field="traceId", locate=out.locate)
+    out.span_id = hex_from_wire(b, f, 10, n, width=8, optional=True, field="spanId", locate=out.locate)
+    return out
+
+
+def logs_from_messages(req: Any) -> Logs:
+    """The exact path: log record columns from a parsed ExportLogsServiceRequest."""
+    out = Logs(Locator("resourceLogs", "scopeLogs", "logRecords"))
+    times: list[int] = []
+    observed: list[int] = []
+    severities: list[int] = []
+    severity_texts: list[str] = []
+    bodies: list[Any] = []
+    groups: list[Any] = []
+    trace_ids: list[bytes] = []
+    span_ids: list[bytes] = []
+    event_names: list[str] = []
+    for r, rl in enumerate(req.resource_logs):
+        out.resources.append(rl.resource.attributes)
+        count = 0
+        for s, sl in enumerate(rl.scope_logs):
+            out.locate.add(r, s, len(sl.log_records))
+            count += len(sl.log_records)
+            for rec in sl.log_records:
+                times.append(rec.time_unix_nano)
+                observed.append(rec.observed_time_unix_nano)
+                severities.append(rec.severity_number)
+                severity_texts.append(rec.severity_text)
+                bodies.append(rec.body)
+                groups.append(rec.attributes)
+                trace_ids.append(rec.trace_id)
+                span_ids.append(rec.span_id)
+                event_names.append(rec.event_name)
+        out.per_resource.append(count)
+        out.n += count
+    out.time = nanos(times)
+    out.observed = nanos(observed)
+    out.severity = np.asarray(severities, np.int64)
+    out.severity_text = pa.array(severity_texts, pa.string())
+    out.body = values_from_messages(bodies)
+    out.attributes = attributes_from_messages(groups)
+    out.trace_id = hex_from_messages(trace_ids, width=16, optional=True, field="traceId", locate=out.locate)
+    out.span_id = hex_from_messages(span_ids, width=8, optional=True, field="spanId", locate=out.locate)
+    out.event_name = pa.array(event_names, pa.string())
+    return out
+
+
+def log_table(lg: Logs, now: int) -> pa.Table:
+    """The LOG_SCHEMA table of extracted log records; ``now`` stands in for missing times."""
+    n = lg.n
+    proj = project(lg.attributes, semconv.LOG_ATTRIBUTES)
+    # LogRecord.event_name is the current field; the event.name attribute (rank 1) is the older form.
+    event_name = lg.event_name.fill_null("")
+    has_name = pc.not_equal(event_name, "").to_numpy(zero_copy_only=False)
+    proj.candidates.setdefault("event_name", []).append(
+        (0, np.flatnonzero(has_name), event_name.filter(pa.array(has_name)))
+    )
+    t = lg.time
+    o = np.where(lg.observed != 0, lg.observed, np.where(t != 0, t, np.uint64(now)))
+    t = np.where(t != 0, t, o)
+    res = Resources(LOG_SCHEMA, lg.resources, lg.per_resource)
+    typed = typed_columns(n, LOG_SCHEMA, [proj])
+    columns = {
+        **typed,
+        **res.under(typed),
+        "timestamp": timestamps(t),
+        "observed_timestamp": timestamps(o),
+        "trace_id": lg.trace_id,
+        "span_id": lg.span_id,
+        "severity_number": pa.array(np.clip(lg.severity, 0, 255), pa.uint8()),
+        "severity_text": lg.severity_text,
+        "body": lg.body.text(),
+        "resource_attributes": res.attributes,
+        "log_attributes": proj.rest,
+    }
+    return schema_table(LOG_SCHEMA, n, columns)
+

@@ -1,0 +1,192 @@
+"""Spans of an ExportTraceServiceRequest as SPAN_SCHEMA columns, by the columnar or the exact path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from collectors import semconv
+from collectors.otlp import views, wire
+from collectors.otlp.attributes import Attributes, IntArray, attributes_from_messages, project
+from collectors.otlp.tables import (
+    Locator,
+    Records,
+    Resources,
+    enum_names,
+    hex_from_messages,
+    hex_from_wire,
+    nanos,
+    schema_table,
+    spread,
+    spread_ints,
+    timestamps,
+    typed_columns,
+)
+from sovtel.records import SPAN_SCHEMA
+
+SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+STATUS_CODES = ("UNSET", "OK", "ERROR")
+
+
+class Spans(Records):
+    """Span columns as extracted, before typed-column projection."""
+
+    trace_id: pa.Array
+    span_id: pa.Array
+    parent_span_id: pa.Array
+    name: pa.Array
+    kind: IntArray
+    start: npt.NDArray[np.uint64]
+    end: npt.NDArray[np.uint64]
+    status_code: IntArray
+    status_message: pa.Array
+    attributes: Attributes
+    events: list[Any]
+    event_spans: IntArray
+
+
+def spans_from_wire(payload: bytes) -> Spans:
+    """The columnar path: one shallow parse, then every span's fields in lock step.
+
+    Raises ``wire.IrregularError`` for anything the exact path must decide: an encoding this path
+    does not take, or a request protobuf would reject. Every check that protobuf makes while parsing
+    runs before the id checks, so a request wrong in both ways fails as the exact path says.
+    """
+    req = wire.parse(views.TraceRecordsView, payload)
+    out = Spans(Locator("resourceSpans", "scopeSpans", "spans"))
+    parts: list[bytes] = []
+    for r, rs in enumerate(req.resource_spans):
+        out.resources.append(rs.resource.attributes)
+        count = 0
+        for s, ss in enumerate(rs.scope_spans):
+            spans = ss.spans
+            out.locate.add(r, s, len(spans))
+            parts.extend(spans)
+            count += len(spans)
+        out.per_resource.append(count)
+    n = out.n = len(parts)
+    b = wire.Buffer(parts)
+    f = wire.scan(b.array, b.start, b.end)
+    sel = f.singular(5, wire.WT_LEN)
+    out.name = spread(n, f.rec[sel], b.strings(f.start[sel], f.end[sel]))
+    sel = f.singular(6, wire.WT_VARINT)
+    out.kind = spread_ints(n, f.rec[sel], f.value[sel].view(np.int64), np.int64)
+    sel = f.singular(7, wire.WT_FIXED64)
+    out.start = spread_ints(n, f.rec[sel], b.fixed64(f.start[sel]), np.uint64)
+    sel = f.singular(8, wire.WT_FIXED64)
+    out.end = spread_ints(n, f.rec[sel], b.fixed64(f.start[sel]), np.uint64)
+    sel = f.singular(15, wire.WT_LEN)
+    status_rows = f.rec[sel]
+    st = wire.scan(b.array, f.start[sel], f.end[sel])
+    code = st.singular(3, wire.WT_VARINT)
+    out.status_code = spread_ints(n, status_rows[st.rec[code]], st.value[code].view(np.int64), np.int64)
+    msg = st.singular(2, wire.WT_LEN)
+    out.status_message = spread(n, status_rows[st.rec[msg]], b.strings(st.start[msg], st.end[msg]))
+    sel = f.where(9, wire.WT_LEN)
+    counts = np.bincount(f.rec[sel], minlength=n).astype(np.int64)
+    out.attributes = wire.keyvalues(b, f.start[sel], f.end[sel], counts)
+    sel = f.where(11, wire.WT_LEN)
+    out.event_spans = f.rec[sel]
+    out.events = [wire.parse(Span.Event, blob) for blob in b.binary(f.start[sel], f.end[sel]).to_pylist()]
+    # Neither stored nor needed, but protobuf rejects a request whose trace state or links are invalid.
+    sel = f.singular(3, wire.WT_LEN)
+    b.strings(f.start[sel], f.end[sel])
+    sel = f.where(13, wire.WT_LEN)
+    for blob in b.binary(f.start[sel], f.end[sel]).to_pylist():
+        wire.parse(Span.Link, blob)
+    out.trace_id = hex_from_wire(b, f, 1, n, width=16, optional=False, field="traceId", locate=out.locate)
+    out.span_id = hex_from_wire(b, f, 2, n, width=8, optional=False, field="spanId", locate=out.locate)
+    out.parent_span_id = hex_from_wire(b, f, 4, n, width=8, optional=True, field="parentSpanId", locate=out.locate)
+    return out
+
+
+def spans_from_messages(req: Any) -> Spans:
+    """The exact path: span columns from a parsed ExportTraceServiceRequest, one object at a time."""
+    out = Spans(Locator("resourceSpans", "scopeSpans", "spans"))
+    trace_ids: list[bytes] = []
+    span_ids: list[bytes] = []
+    parent_ids: list[bytes] = []
+    names: list[str] = []
+    kinds: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    codes: list[int] = []
+    messages: list[str] = []
+    groups: list[Any] = []
+    events: list[Any] = []
+    event_spans: list[int] = []
+    i = 0
+    for r, rs in enumerate(req.resource_spans):
+        out.resources.append(rs.resource.attributes)
+        count = 0
+        for s, ss in enumerate(rs.scope_spans):
+            out.locate.add(r, s, len(ss.spans))
+            count += len(ss.spans)
+            for sp in ss.spans:
+                trace_ids.append(sp.trace_id)
+                span_ids.append(sp.span_id)
+                parent_ids.append(sp.parent_span_id)
+                names.append(sp.name)
+                kinds.append(sp.kind)
+                starts.append(sp.start_time_unix_nano)
+                ends.append(sp.end_time_unix_nano)
+                codes.append(sp.status.code)
+                messages.append(sp.status.message)
+                groups.append(sp.attributes)
+                events.extend(sp.events)
+                event_spans.extend([i] * len(sp.events))
+                i += 1
+        out.per_resource.append(count)
+    out.n = i
+    out.trace_id = hex_from_messages(trace_ids, width=16, optional=False, field="traceId", locate=out.locate)
+    out.span_id = hex_from_messages(span_ids, width=8, optional=False, field="spanId", locate=out.locate)
+    out.parent_span_id = hex_from_messages(parent_ids, width=8, optional=True, field="parentSpanId", locate=out.locate)
+    out.name = pa.array(names, pa.string())
+    out.kind = np.asarray(kinds, np.int64)
+    out.start = nanos(starts)
+    out.end = nanos(ends)
+    out.status_code = np.asarray(codes, np.int64)
+    out.status_message = pa.array(messages, pa.string())
+    out.attributes = attributes_from_messages(groups)
+    out.events = events
+    out.event_spans = np.asarray(event_spans, np.int64)
+    return out
+
+
+def span_table(sp: Spans) -> pa.Table:
+    """The SPAN_SCHEMA table of extracted spans (typed columns projected from their attributes)."""
+    n = sp.n
+    span_proj = project(sp.attributes, semconv.SPAN_ATTRIBUTES)
+    event_proj = project(
+        attributes_from_messages([e.attributes for e in sp.events]),
+        semconv.EVENT_ATTRIBUTES,
+        rows_of_owner=sp.event_spans,
+    )
+    event_offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(np.bincount(sp.event_spans, minlength=n), out=event_offsets[1:])
+    event_offsets_arr = pa.array(event_offsets)
+    res = Resources(SPAN_SCHEMA, sp.resources, sp.per_resource)
+    typed = typed_columns(n, SPAN_SCHEMA, [span_proj, event_proj])
+    columns = {
+        **typed,
+        **res.under(typed),
+        "timestamp": timestamps(sp.start),
+        "duration_ns": pa.array(np.where(sp.end > sp.start, sp.end - sp.start, np.uint64(0)), pa.uint64()),
+        "trace_id": sp.trace_id,
+        "span_id": sp.span_id,
+        "parent_span_id": sp.parent_span_id,
+        "span_name": sp.name,
+        "span_kind": enum_names(sp.kind, SPAN_KINDS),
+        "status_code": enum_names(sp.status_code, STATUS_CODES),
+        "status_message": sp.status_message,
+        "resource_attributes": res.attributes,
+        "span_attributes": span_proj.rest,
+        "event_names": pa.ListArray.from_arrays(event_offsets_arr, pa.array([e.name for e in sp.events], pa.string())),
+        "event_attributes": pa.ListArray.from_arrays(event_offsets_arr, event_proj.rest),
+    }
+    return schema_table(SPAN_SCHEMA, n, columns)
+

@@ -1,0 +1,208 @@
+"""Decoded records to Arrow tables of exactly a record schema: the assembly both decode paths share.
+
+Ids, timestamps, enum names, resource columns and defaults are built here once, so the columnar
+and the exact path of every signal cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+from collectors import semconv
+from collectors.otlp import wire
+from collectors.otlp.attributes import Candidate, IntArray, Projection, attributes_from_messages, project, resolve
+from sovtel.records import TIMESTAMP
+
+INT64_MAX = np.uint64(2**63 - 1)
+# Columns a record may set itself, overriding its resource's value (see semconv).
+_RECORD_OVER_RESOURCE = ("tenant_id", "tier")
+_RESOURCE_COLUMNS = ("service_name", "node", "tenant_id", "tier")
+
+
+class DecodeError(ValueError):
+    """The payload is not a valid OTLP export request; the message says what is wrong and where."""
+
+
+class Locator:
+    """Maps a flat record index back to its place in the request, for error messages."""
+
+    def __init__(self, outer: str, middle: str, inner: str) -> None:
+        self.names = (outer, middle, inner)
+        self.blocks: list[tuple[int, int, int]] = []  # (outer index, middle index, records)
+
+    def add(self, outer: int, middle: int, records: int) -> None:
+        self.blocks.append((outer, middle, records))
+
+    def __call__(self, index: int) -> str:
+        for outer, middle, records in self.blocks:
+            if index < records:
+                a, b, c = self.names
+                return f"{a}[{outer}].{b}[{middle}].{c}[{index}]"
+            index -= records
+        return f"record {index}"
+
+
+def nanos(values: Iterable[int] | npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Nanosecond times as a flat uint64 array."""
+    return np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.uint64).reshape(-1)
+
+
+def timestamps(nanos: npt.NDArray[np.uint64]) -> pa.Array:
+    """Nanosecond times as a timestamp column."""
+    # uint64 nanoseconds past 2262 do not fit a timestamp; clamp rather than wrap to the past.
+    return pa.array(np.minimum(nanos, INT64_MAX).astype(np.int64), TIMESTAMP)
+
+
+def enum_names(codes: IntArray, names: tuple[str, ...]) -> pa.Array:
+    """Enum numbers as their names."""
+    arr = np.asarray(codes, dtype=np.int64).reshape(-1)
+    known = (arr >= 0) & (arr < len(names))
+    # An enum value from a newer protocol version reads as the default name rather than failing.
+    return pa.array(names, pa.string()).take(pa.array(np.where(known, arr, 0)))
+
+
+def typed_columns(
+    n: int,
+    schema: pa.Schema,
+    projections: Iterable[Projection],
+    only: Iterable[str] | None = None,
+) -> dict[str, pa.Array]:
+    """The typed columns the projections found candidates for (or ``only`` these), resolved."""
+    merged: dict[str, list[Candidate]] = {}
+    for proj in projections:
+        for col, cands in proj.candidates.items():
+            merged.setdefault(col, []).extend(cands)
+    cols = merged if only is None else {c: merged.get(c, []) for c in only}
+    return {col: resolve(n, col, cands, schema.field(col).type) for col, cands in cols.items()}
+
+
+def _empty_nested(n: int, t: pa.DataType) -> pa.Array:
+    """n empty lists or maps, built from offsets (pa.array of n Python lists is far slower)."""
+    offsets = pa.array(np.zeros(n + 1, np.int32))
+    if pa.types.is_map(t):
+        return pa.MapArray.from_arrays(offsets, pa.array([], t.key_type), pa.array([], t.item_type), type=t)
+    return pa.ListArray.from_arrays(offsets, pa.array([], t.value_type), type=t)
+
+
+def _default(column: pa.Array, field: pa.Field) -> pa.Array:
+    """Fill nulls with the field's default (empty, zero); nullable fields keep their nulls."""
+    if field.nullable or column.null_count == 0:
+        return column
+    t = field.type
+    if pa.types.is_list(t):
+        # coalesce on nested types is slow; rebuild the offsets with nulls as empty lists instead.
+        lengths = pc.list_value_length(column).fill_null(0).to_numpy()
+        offsets = np.zeros(len(column) + 1, np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        return pa.ListArray.from_arrays(pa.array(offsets), pc.list_flatten(column), type=t)
+    if pa.types.is_string(t):
+        return pc.coalesce(column, pa.scalar("", t))
+    return pc.coalesce(column, pa.scalar(0, t))
+
+
+def schema_table(schema: pa.Schema, n: int, columns: Mapping[str, pa.Array]) -> pa.Table:
+    """The columns as a table of exactly ``schema``: missing ones empty, nulls defaulted."""
+    arrays = []
+    for f in schema:
+        col = columns.get(f.name)
+        if col is None:
+            nested = pa.types.is_list(f.type) or pa.types.is_map(f.type)
+            col = _empty_nested(n, f.type) if nested and not f.nullable else pa.nulls(n, f.type)
+        elif col.type != f.type:
+            col = col.cast(f.type)
+        arrays.append(_default(col, f))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class Resources:
+    """Resource-level columns, decoded once per resource and spread to its records by index."""
+
+    def __init__(
+        self, schema: pa.Schema, resources: Sequence[Sequence[KeyValue]], records_per_resource: list[int]
+    ) -> None:
+        attrs = attributes_from_messages(resources)
+        proj = project(attrs, semconv.RESOURCE_ATTRIBUTES)
+        self.index = pa.array(np.repeat(np.arange(len(resources), dtype=np.int64), records_per_resource))
+        self.attributes = proj.rest.take(self.index)
+        self.columns = {
+            c: a.take(self.index)
+            for c, a in typed_columns(len(resources), schema, [proj], _RESOURCE_COLUMNS).items()
+        }
+
+    def under(self, record_columns: Mapping[str, pa.Array]) -> dict[str, pa.Array]:
+        """Record-level tenant and tier where present, the resource's otherwise."""
+        out = dict(self.columns)
+        for c in _RECORD_OVER_RESOURCE:
+            if c in record_columns and record_columns[c].null_count < len(record_columns[c]):
+                out[c] = pc.coalesce(record_columns[c], self.columns[c])
+        return out
+
+
+def hex_from_messages(ids: Sequence[bytes], *, width: int, optional: bool, field: str, locate: Locator) -> pa.Array:
+    """Ids as lower-case hex strings, built in one pass; a wrong length is a DecodeError naming the record."""
+    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+    check_id_lengths(lengths, width=width, optional=optional, field=field, locate=locate)
+    return hex_array(lengths, b"".join(ids).hex().encode("ascii"))
+
+
+def check_id_lengths(lengths: IntArray, *, width: int, optional: bool, field: str, locate: Locator) -> None:
+    """Raise DecodeError naming the first record whose id has the wrong length."""
+    bad = lengths != width
+    if optional:
+        bad &= lengths != 0
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DecodeError(f"{locate(i)}.{field}: must be {width} bytes, got {int(lengths[i])}")
+
+
+def hex_array(lengths: IntArray, text: bytes) -> pa.Array:
+    """Concatenated hex text as a string column, ``lengths[i]`` bytes per id."""
+    offsets = np.zeros(len(lengths) + 1, np.int32)
+    np.cumsum(lengths * 2, out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+
+
+def hex_from_wire(
+    b: wire.Buffer, f: wire.Fields, number: int, n: int, *, width: int, optional: bool, field: str, locate: Locator
+) -> pa.Array:
+    """An id field of scanned records as lower-case hex; a wrong length is a DecodeError."""
+    sel = f.singular(number, wire.WT_LEN)
+    lengths = np.zeros(n, np.int64)
+    lengths[f.rec[sel]] = f.end[sel] - f.start[sel]
+    check_id_lengths(lengths, width=width, optional=optional, field=field, locate=locate)
+    present = sel[f.end[sel] > f.start[sel]]
+    return hex_array(lengths, b.hex(f.start[present], width))
+
+
+def spread(n: int, rows: IntArray, values: pa.Array) -> pa.Array:
+    """``values`` placed at ``rows`` of an n-row column, null elsewhere."""
+    if len(rows) == n:
+        return values
+    index = np.full(n, -1, np.int64)
+    index[rows] = np.arange(len(rows), dtype=np.int64)
+    return values.take(pa.array(index, mask=index < 0))
+
+
+def spread_ints(n: int, rows: IntArray, values: npt.NDArray[Any], dtype: Any) -> npt.NDArray[Any]:
+    """``values`` placed at ``rows`` of an n-long array, zero elsewhere."""
+    out = np.zeros(n, dtype)
+    out[rows] = values
+    return out
+
+
+class Records:
+    """What both decode paths extract from a request, before the shared table assembly."""
+
+    def __init__(self, locate: Locator) -> None:
+        self.locate = locate
+        self.resources: list[Sequence[KeyValue]] = []
+        self.per_resource: list[int] = []
+        self.n = 0
+

@@ -1,0 +1,1 @@
+"""Tests for the hallucination evaluation set and its scorer."""

@@ -1,0 +1,1 @@
+"""Tests for the PII corpus generator and its leak scorer."""
