@@ -15,10 +15,10 @@ from urllib.parse import unquote, urlsplit
 import click
 from pydantic import ValidationError
 
-from storage.access import access_command
+from storage.access import render_access
 from storage.backend import DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT, Store, StoreConfig, StoreError, client_factory
 from storage.clickhouse import RetentionConfig
-from storage.cluster import cluster_command
+from storage.cluster import ClusterConfig, render_cluster
 from storage.migrate import MigrationError, SchemaSettings, migrate, render
 
 
@@ -153,6 +153,38 @@ def migrate_command(
 def _fail(code: int, message: str) -> NoReturn:
     click.echo(f"sovtel schema migrate: {message}", err=True)
     sys.exit(code)
+
+
+@click.command("access")
+@click.option("--print", "print_", is_flag=True, required=True, help="Print the SQL (it is never run by sovtel).")
+@click.option("--database", default="sovtel", show_default=True, help="The tier database.")
+@click.option("--aiact-database", default="aiact", show_default=True, help="The AI-Act database.")
+@click.option("--cluster", help="Add ON CLUSTER <name> to every statement.")
+def access_command(print_: bool, database: str, aiact_database: str, cluster: str | None) -> None:
+    """Print roles, grants and row policies for a ClickHouse server (not for the embedded store)."""
+    try:
+        text = render_access(SchemaSettings(database=database, aiact_database=aiact_database, cluster=cluster))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(text, nl=False)
+
+
+@click.command("cluster")
+@click.option("--print", "print_", is_flag=True, required=True, help="Print the SQL (nothing is run).")
+@click.option("--name", required=True, help="Cluster name (remote_servers).")
+@click.option("--database", default="sovtel", show_default=True)
+@click.option("--aiact-database", default="aiact", show_default=True)
+@click.option("--distributed", is_flag=True, help="Also create Distributed <table>_all tables.")
+@click.option("--not-replicated", is_flag=True, help="Plain MergeTree engines (shards without replicas).")
+def cluster_command(
+    print_: bool, name: str, database: str, aiact_database: str, distributed: bool, not_replicated: bool
+) -> None:
+    """Print the schema rendered for a ClickHouse cluster (ON CLUSTER, Replicated, Distributed)."""
+    try:
+        cluster = ClusterConfig(name=name, distributed=distributed, replicated=not not_replicated)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(render_cluster(SchemaSettings(database=database, aiact_database=aiact_database), cluster), nl=False)
 
 
 schema_group.add_command(access_command)

@@ -14,8 +14,6 @@ because once a table has a row policy ClickHouse shows nothing to roles without 
 
 from __future__ import annotations
 
-import click
-
 from sovtel.routing import TIERS
 from storage.migrate import SchemaSettings
 
@@ -96,17 +94,3 @@ def render_access(settings: SchemaSettings | None = None) -> str:
     header = ("-- sovtel access control for ClickHouse servers (chDB has no SQL users or roles).\n"
               "-- Assign roles to users yourself, e.g.: GRANT sovtel_collector TO collector_node_01;\n")
     return header + "\n".join(f"{s};" for s in access_statements(settings)) + "\n"
-
-
-@click.command("access")
-@click.option("--print", "print_", is_flag=True, required=True, help="Print the SQL (it is never run by sovtel).")
-@click.option("--database", default="sovtel", show_default=True, help="The tier database.")
-@click.option("--aiact-database", default="aiact", show_default=True, help="The AI-Act database.")
-@click.option("--cluster", help="Add ON CLUSTER <name> to every statement.")
-def access_command(print_: bool, database: str, aiact_database: str, cluster: str | None) -> None:
-    """Print roles, grants and row policies for a ClickHouse server (not for the embedded store)."""
-    try:
-        text = render_access(SchemaSettings(database=database, aiact_database=aiact_database, cluster=cluster))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    click.echo(text, nl=False)

@@ -9,7 +9,6 @@ default), so the DDL carries no per-host values and one rendering serves every n
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -105,29 +104,3 @@ def split_statements(sql: str) -> list[str]:
                 out.append(stmt)
             current = []
     return out
-
-
-def _cluster_command() -> Any:
-    import click
-
-    @click.command("cluster")
-    @click.option("--print", "print_", is_flag=True, required=True, help="Print the SQL (nothing is run).")
-    @click.option("--name", required=True, help="Cluster name (remote_servers).")
-    @click.option("--database", default="sovtel", show_default=True)
-    @click.option("--aiact-database", default="aiact", show_default=True)
-    @click.option("--distributed", is_flag=True, help="Also create Distributed <table>_all tables.")
-    @click.option("--not-replicated", is_flag=True, help="Plain MergeTree engines (shards without replicas).")
-    def cluster_command(
-        print_: bool, name: str, database: str, aiact_database: str, distributed: bool, not_replicated: bool
-    ) -> None:
-        """Print the schema rendered for a ClickHouse cluster (ON CLUSTER, Replicated, Distributed)."""
-        try:
-            cluster = ClusterConfig(name=name, distributed=distributed, replicated=not not_replicated)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        click.echo(render_cluster(SchemaSettings(database=database, aiact_database=aiact_database), cluster), nl=False)
-
-    return cluster_command
-
-
-cluster_command = _cluster_command()

@@ -172,3 +172,19 @@ def test_hex_digests_are_not_ibans() -> None:
     assert not rec.validate_result("de89370400440532013000" + "a" * 10)
     digests = [hashlib.sha256(str(i).encode()).hexdigest()[:32] for i in range(20_000)]
     assert not [d for d in digests if rec.validate_result(d)]
+
+
+@pytest.mark.parametrize("span_id", ["be5067df41a78e16", "be21ef9be5e6d09e"])
+def test_hex_span_ids_are_not_ibans(span_id: str) -> None:
+    """A 16-hex-digit span id shaped like a Belgian IBAN is not one: Belgium's account part is digits only."""
+    assert SCANNER.scan(f"span {span_id} failed") == []
+
+
+def test_random_hex_ids_of_iban_length_are_not_ibans() -> None:
+    """Random 16-hex-digit ids (OTLP span ids) never pass for IBANs of a numeric-account country."""
+    import random
+
+    rng = random.Random(7)
+    ids = [f"be{rng.randrange(100):02d}{rng.getrandbits(48):012x}" for _ in range(20_000)]
+    assert [i for i in ids if not i[4:].isdigit() and SCANNER.scan(i)] == []
+    assert SCANNER.scan("IBAN BE68539007547034")[0].entity == "IBAN_CODE"
