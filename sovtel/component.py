@@ -9,7 +9,7 @@ touches no core file.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -44,10 +44,15 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class Accepted:
-    """What ``Consumer.consume`` returns: rows taken into the pipeline and rows dropped on the way."""
+    """What ``Consumer.consume`` returns: rows taken into the pipeline and rows dropped on the way.
+
+    ``reasons`` says why rows were dropped (reason → rows), so a receiver can tell its client what
+    will not be stored (OTLP partial success) instead of acknowledging it.
+    """
 
     accepted: int
     dropped: int = 0
+    reasons: Mapping[str, int] = field(default_factory=dict)
 
 
 class Consumer(Protocol):
