@@ -22,7 +22,11 @@ from app.retention import aiact_group, audit_group, retention_group
 from app.serve import serve_command
 from app.store import schema_group
 from sovtel import __version__
-from sovtel.config import ConfigError, load_config
+from sovtel.config import Config, ConfigError, load_config
+
+log = logging.getLogger("sovtel.cli")
+# The AI-Act ledger action recording a pipeline that runs without minimisation, and why.
+UNMINIMISED_ACTION = "config.unminimised"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +36,11 @@ def cli(verbose: int) -> None:
     """sovtel: sovereignty-aware telemetry for AI inference."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        # The client libraries warn about each retry of a store that does not answer; the command
+        # itself says so in one line, so their warnings are only shown with -v.
+        for name in ("urllib3", "clickhouse_connect"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @cli.group("config")
@@ -46,12 +55,72 @@ def config_validate(file: Path) -> None:
     try:
         cfg = load_config(file)
     except ConfigError as exc:
-        for line in exc.errors:
-            click.echo(f"{exc.source}: {line}", err=True)
-        click.echo(f"{exc.source}: {len(exc.errors)} error(s)", err=True)
+        _echo_config_errors(exc)
         sys.exit(2)
     n = len(cfg.service.pipelines)
     click.echo(f"{file}: valid ({n} pipeline(s), {len(cfg.components)} component(s))")
+
+
+def _echo_config_errors(exc: ConfigError) -> None:
+    """One line per problem (file, line, YAML path, what is wrong), then the count."""
+    for line in exc.errors:
+        click.echo(f"{exc.source}: {line}", err=True)
+    click.echo(f"{exc.source}: {len(exc.errors)} error(s)", err=True)
+
+
+class OptOutError(Exception):
+    """A pipeline's opt-out from minimisation could not be recorded, so the collector must not start."""
+
+
+def record_unminimised(cfg: Config, source: str) -> list[str]:
+    """Append one AI-Act ledger entry per pipeline that opts out of minimisation, in the ledger of
+    each store its ``clickhouse`` exporters write to; returns a line per entry.
+
+    The ledger is written before any record flows; if it cannot be (no clickhouse exporter, store
+    unreachable, ledger missing with ``migrate: false``), ``OptOutError`` says why.
+    """
+    opted = cfg.unminimised()
+    if not opted:
+        return []
+    from retention.guard import PersonalDataError
+    from retention.ledger import Ledger, LedgerError
+    from sovtel.config import SecretError, resolve_secret
+    from storage.backend import Store, StoreError
+    from storage.migrate import MigrationError, migrate
+
+    done: list[str] = []
+    for pname, reason in opted.items():
+        pipe = cfg.service.pipelines[pname]
+        sinks = [cfg.component("exporters", e) for e in pipe.exporters]
+        stores: dict[tuple[str, str], Any] = {}
+        for spec in sinks:
+            if spec.type == "clickhouse":
+                exporter: Any = spec.config
+                location = exporter.store_config(cfg.service.data_dir)
+                stores.setdefault((location.describe(), exporter.aiact_database), exporter)
+        if not stores:
+            raise OptOutError(f"pipeline {pname} opts out of minimisation, but none of its exporters is a "
+                              "clickhouse store whose AI-Act ledger could record the reason")
+        payload = {"pipeline": pname, "reason": reason, "processors": list(pipe.processors),
+                   "node": cfg.service.node, "config": source}
+        for (target, database), exporter in stores.items():
+            store = Store.from_config(exporter.store_config(cfg.service.data_dir), resolve_secret)
+            try:
+                if exporter.migrate:
+                    migrate(store, exporter.schema_settings())  # the ledger table may not exist yet
+                ledger = Ledger(store, database, actor="sovtel run")
+                if not ledger.exists():
+                    raise OptOutError(f"{target}: no AI-Act ledger {database}.ledger to record the opt-out of "
+                                      f"pipeline {pname} (run sovtel schema migrate)")
+                entry = ledger.append(UNMINIMISED_ACTION, payload)
+            except (StoreError, LedgerError, MigrationError, PersonalDataError, SecretError) as exc:
+                raise OptOutError(f"{target}: cannot record the opt-out of pipeline {pname} in "
+                                  f"{database}.ledger: {exc}") from exc
+            finally:
+                store.close()
+            done.append(f"pipeline {pname} runs unminimised ({reason}); recorded as {database}.ledger seq "
+                        f"{entry.seq} in {target}")
+    return done
 
 
 @cli.command("run")
@@ -63,13 +132,20 @@ def run(config_path: Path) -> None:
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
-        click.echo(str(exc), err=True)
+        _echo_config_errors(exc)
         sys.exit(2)
     # The data_dir holds the durable queues and the route log; creating it makes durable the default.
     try:
         cfg.service.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         click.echo(f"sovtel: cannot create data_dir {cfg.service.data_dir}: {exc.strerror}", err=True)
+        sys.exit(1)
+    # An opt-out from minimisation is on the record before the first record is stored unminimised.
+    try:
+        for line in record_unminimised(cfg, str(config_path)):
+            log.warning("%s", line)
+    except OptOutError as exc:
+        click.echo(f"sovtel: {exc}", err=True)
         sys.exit(1)
     service = Service(cfg)
     stop = threading.Event()

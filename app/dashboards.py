@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from grafana_client.client import GrafanaException
 
 from dashboards.definitions import UnknownDashboardError, select_dashboards
 from dashboards.grafana import export
 from dashboards.model import Dashboard
-from dashboards.provision import DataSourceError, ProvisionOptions, provision_grafana
-from dashboards.render import render_store
+from dashboards.provision import DataSourceError, GrafanaError, ProvisionOptions, provision_grafana
+from dashboards.render import open_store_at, render_store
 from sovtel.config import SecretError, resolve_secret
 from storage.backend import StoreError
 
@@ -70,8 +69,8 @@ def provision_command(*, url: str, token: str, clickhouse_url: str, clickhouse_p
         report = provision_grafana(options)
     except DataSourceError as exc:
         _fail("provision", 2, str(exc))
-    except GrafanaException as exc:
-        _fail("provision", 1, f"Grafana refused: {exc}")
+    except GrafanaError as exc:
+        _fail("provision", 1, str(exc))
     click.echo(f"folder {folder}: {report.folder}")
     for uid, action in report.datasources.items():
         click.echo(f"data source {uid}: {action}")
@@ -86,8 +85,18 @@ def provision_command(*, url: str, token: str, clickhouse_url: str, clickhouse_p
 @click.option("--aiact-database", default="aiact", show_default=True)
 def render_command(store: str, out_dir: Path, database: str, aiact_database: str) -> None:
     """Render every panel from the store into a self-contained HTML page (OUT/index.html)."""
+    if "://" not in store and not Path(store).is_dir():
+        _fail("render", 2, f"--store {store}: no such directory")
     try:
+        # Fail on a store that does not answer, instead of a page of panels that each say so.
+        probe = open_store_at(store, database)
+        try:
+            probe.connect()
+        finally:
+            probe.close()
         path = render_store(store, out_dir, database=database, aiact_database=aiact_database)
     except StoreError as exc:
         _fail("render", 1, str(exc))
+    except OSError as exc:
+        _fail("render", 1, f"{out_dir}: cannot write ({exc.strerror})")
     click.echo(str(path))

@@ -183,7 +183,8 @@ def scrub(config_path: Path | None, batch_size: int) -> None:
 @click.option("--password-env", help="Environment variable holding the password for --url.")
 @click.option("--database", help="Database of the ledger table (default: the config's, else sovtel).")
 @click.option(
-    "--budget", "per_window", type=float, help="Epsilon per tenant and window (default: the config's, else 3.0)."
+    "--budget", "per_window", type=float,
+    help="Measure against a lower cap than the one in force (the store's budget policy); never a higher one.",
 )
 @click.option("--tenant", help="Only this (pseudonymised) tenant id.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -199,9 +200,14 @@ def budget(
     tenant: str | None,
     as_json: bool,
 ) -> None:
-    """Show the privacy budget spent and remaining per tenant and window, and refusals."""
+    """Show the privacy budget spent and remaining per tenant and window against the cap in force, and refusals.
+
+    The cap is the store's budget policy (``sovtel privacy set-budget``); a configuration's
+    ``budget.per_window`` and ``--budget`` can only lower it.
+    """
     from processors import dp
     from retention.dp_ledger import budget_status
+    from retention.dp_policy import ALL_TENANTS, BudgetPolicy
     from storage.backend import Store, StoreConfig, StoreError
 
     budget_cfg = dp.BudgetConfig()
@@ -220,9 +226,9 @@ def budget(
                 store_cfg = exporter.store_config(cfg.service.data_dir)
     if store_dir is not None and url is not None:
         _fail("privacy budget", 2, "give at most one of --store and --url")
-    if per_window is not None and per_window <= 0:
-        _fail("privacy budget", 2, "--budget must be positive")
     db = database or budget_cfg.database
+    if not db.isidentifier():
+        _fail("privacy budget", 2, f"--database {db!r} must be a plain identifier")
     if url is not None or store_dir is not None:
         from app.store import StoreOptionError, store_from_options
 
@@ -235,7 +241,14 @@ def budget(
     else:
         _fail("privacy budget", 2, "give --store DIR, --url URL or -c CONFIG with a clickhouse exporter")
     try:
-        report = budget_status(store, db, per_window or budget_cfg.per_window, budget_cfg.window_s, tenant)
+        policy = BudgetPolicy(store, db)
+        in_force = policy.in_force(ALL_TENANTS)
+        lower = _lower_only("privacy budget", per_window, in_force.cap.per_window)
+        if config_path is not None and budget_cfg.per_window < in_force.cap.per_window:
+            lower = min(lower or budget_cfg.per_window, budget_cfg.per_window)
+        caps = policy.caps(lower_to=lower)
+        default = caps(ALL_TENANTS)
+        report = budget_status(store, db, default.per_window, default.window_s, tenant, caps=caps)
     except StoreError as exc:
         _fail("privacy budget", 1, str(exc))
     finally:
@@ -254,7 +267,23 @@ def budget(
             f"{r.tenant_id:<34} {r.window_start:%Y-%m-%d %H:%M} {r.spent:>7.3f} {r.remaining:>9.3f} "
             f"{r.releases:>8} {r.refusals:>7}"
         )
-    click.echo(f"budget: {report.budget:g} epsilon per tenant per {report.window_s} s window")
+    click.echo(f"budget: {report.budget:g} epsilon per tenant per {report.window_s} s window"
+               + (f" (policy set by {in_force.actor or 'an operator'} at {in_force.at:%Y-%m-%d %H:%M} UTC)"
+                  if in_force.at is not None else " (the default: no policy set in this store)"))
+
+
+def _lower_only(command: str, per_window: float | None, in_force: float) -> float | None:
+    """``--budget`` as a lower cap for one run; exits 2 when it is not positive or above the cap in force."""
+    if per_window is None:
+        return None
+    if not per_window > 0:
+        _fail(command, 2, "--budget must be positive")
+    if per_window > in_force + 1e-12:
+        _fail(command, 2, f"--budget {per_window:g} is above the cap in force ({in_force:g} epsilon per tenant and "
+                          "window); --budget can only lower it for this run. Raising the cap is an administrative act "
+                          "recorded in the AI-Act ledger: sovtel privacy set-budget --epsilon E --actor ROLE --reason "
+                          "TEXT")
+    return per_window
 
 
 @click.group("keys")
@@ -351,26 +380,33 @@ def list_command(ring: Path | None, check: bool) -> None:
               help="Release window per tenant (seconds).")
 @click.option("--epsilon", type=float, default=1.0, show_default=True,
               help="Epsilon of this release (0.1-1.0), split evenly over its statistics.")
-@click.option("--budget", "per_window", type=float, default=3.0, show_default=True,
-              help="Epsilon budget per tenant per budget window.")
-@click.option("--budget-window-s", type=click.IntRange(60), default=86_400, show_default=True)
+@click.option("--budget", "per_window", type=float,
+              help="Lower the cap in force (the store's budget policy) for this run only; never raises it.")
+@click.option("--budget-window-s", type=int, hidden=True,
+              help="No longer an option: the budget window is policy (sovtel privacy set-budget --window-s).")
 @click.option("--name", "release_name", default="usage", show_default=True, help="Name of this release.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def release(
     *, store_dir: Path | None, url: str | None, user: str | None, password_env: str | None, database: str,
-    to_database: str, window_text: str, bucket_s: int, epsilon: float, per_window: float, budget_window_s: int,
-    release_name: str, as_json: bool,
+    to_database: str, window_text: str, bucket_s: int, epsilon: float, per_window: float | None,
+    budget_window_s: int | None, release_name: str, as_json: bool,
 ) -> None:
     """Publish DP aggregates (counts, means, p95) of a tier's spans per tenant, model and window.
 
-    Each tenant-window is paid from its privacy budget (persisted in the store); an exhausted budget
-    refuses that tenant-window and records the refusal. Exit 1 if anything was refused.
+    Each tenant-window is paid from its privacy budget (persisted in the store) under the cap the
+    store's budget policy puts in force; an exhausted budget refuses that tenant-window and records
+    the refusal. Exit 1 if anything was refused.
     """
     from app.store import StoreOptionError, store_from_options
     from processors.dp import check_epsilon
     from quality.windows import WindowError, parse_window
+    from retention.dp_policy import ALL_TENANTS, BudgetPolicy
     from retention.dp_release import ReleaseOptions, release_spans
     from storage.backend import StoreError
+
+    if budget_window_s is not None:
+        _fail("privacy release", 2, "--budget-window-s is no longer an option: the budget window is part of the "
+                                    "budget policy in the store (sovtel privacy set-budget --window-s)")
 
     for label, name in (("--database", database), ("--to-database", to_database)):
         if not name.isidentifier():
@@ -379,7 +415,7 @@ def release(
         check_epsilon(epsilon)
         window = parse_window(window_text)
         options = ReleaseOptions(window.start, window.end, database, to_database, bucket_s, epsilon, per_window,
-                                 budget_window_s, release_name)
+                                 release_name)
     except (ValueError, WindowError) as exc:
         _fail("privacy release", 2, str(exc))
     try:
@@ -387,6 +423,7 @@ def release(
     except StoreOptionError as exc:
         _fail("privacy release", 2, exc.message)
     try:
+        _lower_only("privacy release", per_window, BudgetPolicy(store, database).in_force(ALL_TENANTS).cap.per_window)
         outcome = release_spans(store, options)
     except StoreError as exc:
         _fail("privacy release", 1, str(exc))
@@ -398,3 +435,54 @@ def release(
         click.echo(outcome.describe())
     if not outcome.ok:
         sys.exit(1)
+
+
+@privacy_group.command("set-budget")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Embedded store dir.")
+@click.option("--url", help="ClickHouse HTTP URL of the tier store.")
+@click.option("--user", help="User name for --url.")
+@click.option("--password-env", help="Environment variable holding the password for --url.")
+@click.option("--database", default="sovtel", show_default=True, help="Tier database of the budget ledger.")
+@click.option("--aiact-database", default="aiact", show_default=True,
+              help="AI-Act database (same store) whose ledger records the change.")
+@click.option("--epsilon", "per_window", type=float, required=True, help="Epsilon per tenant per budget window.")
+@click.option("--window-s", type=click.IntRange(60), help="Budget window in seconds (default: the one in force).")
+@click.option("--tenant", default="", help="Only this (pseudonymised) tenant id (default: every tenant).")
+@click.option("--actor", default="", help="Who decides: a role such as 'dpo' (required to raise).")
+@click.option("--reason", default="", help="Why (required to raise; kept in the AI-Act ledger).")
+def set_budget(
+    *, store_dir: Path | None, url: str | None, user: str | None, password_env: str | None, database: str,
+    aiact_database: str, per_window: float, window_s: int | None, tenant: str, actor: str, reason: str,
+) -> None:
+    """Set the privacy-budget cap every release reads: lowering is always allowed; raising it (more
+    epsilon, or a shorter window) needs --actor and --reason and is recorded in the AI-Act ledger first."""
+    from app.store import StoreOptionError, store_from_options
+    from processors.dp import BudgetCap
+    from retention.dp_policy import BudgetPolicy, BudgetPolicyError
+    from retention.guard import PersonalDataError
+    from retention.ledger import Ledger
+    from storage.backend import StoreError
+
+    for label, name in (("--database", database), ("--aiact-database", aiact_database)):
+        if not name.isidentifier():
+            _fail("privacy set-budget", 2, f"{label} {name!r} must be a plain identifier")
+    try:
+        store = store_from_options(store_dir, url, user, password_env)
+    except StoreOptionError as exc:
+        _fail("privacy set-budget", 2, exc.message)
+    try:
+        policy = BudgetPolicy(store, database)
+        current = policy.in_force(tenant).cap
+        try:
+            cap = BudgetCap(per_window, window_s if window_s is not None else current.window_s)
+        except ValueError as exc:
+            _fail("privacy set-budget", 2, str(exc))
+        change = policy.set(cap, tenant_id=tenant, actor=actor, reason=reason,
+                            ledger=Ledger(store, aiact_database, actor=actor or "sovtel"))
+    except (BudgetPolicyError, PersonalDataError) as exc:
+        _fail("privacy set-budget", 2, str(exc))
+    except StoreError as exc:
+        _fail("privacy set-budget", 1, str(exc))
+    finally:
+        store.close()
+    click.echo(change.describe())

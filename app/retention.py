@@ -39,7 +39,7 @@ from retention.config import JobsConfig, JobsConfigError, load_jobs_config
 from retention.erasure import ErasureError
 from retention.guard import NerMode, PersonalDataError
 from retention.jobs import ApplyOptions, EraseOptions, apply_retention, erase_subjects, retention_status
-from retention.ledger import LedgerError
+from retention.ledger import LedgerError, LedgerTamperedError
 from retention.session import (
     CheckpointOptions,
     JobInputError,
@@ -194,6 +194,8 @@ def _outcome(bad_input: tuple[type[Exception], ...] = (), found: tuple[type[Exce
         _fail(EXIT_BAD_INPUT, str(exc))
     except problem as exc:
         _fail(EXIT_FOUND, str(exc))
+    except LedgerTamperedError as exc:
+        _fail(EXIT_FOUND, str(exc))
     except (StoreError, CatalogError, LedgerError) as exc:
         _fail(EXIT_FOUND, f"store failed: {exc}")
 
@@ -202,8 +204,9 @@ def _outcome(bad_input: tuple[type[Exception], ...] = (), found: tuple[type[Exce
 def _progress(enabled: bool) -> Iterator[Callable[[str], None]]:
     """A rich progress line on stderr; the callback names the step now running."""
     console = Console(stderr=True)
+    # Only on a terminal: elsewhere the spinner would leave a blank line before an error's one line.
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True, disable=not enabled) as progress:
+                  transient=True, disable=not (enabled and console.is_terminal)) as progress:
         task = progress.add_task("starting", total=None)
 
         def step(description: str) -> None:
@@ -370,12 +373,14 @@ def verify_command(*, where: Where, checkpoints: CheckpointOptions, as_json: boo
         checked = verify_ledger_job(session, checkpoints)
     result = checked.verification
     if as_json:
-        _echo_json(result.as_json())
+        _echo_json({**result.as_json(), "access_seq": checked.access_seq, "access_refused": checked.access_refused})
     else:
         for p in result.problems:
             click.echo(f"PROBLEM [{p.kind}] {p.message}")
         for note in result.notes:
             click.echo(f"note: {note}")
+        if checked.access_refused:
+            click.echo(f"note: {checked.access_refused}")
         state = "verified" if result.ok else f"FAILED ({len(result.problems)} problem(s))"
         click.echo(f"ledger {checked.database}: {result.entries} entries, head seq {result.head_seq}, "
                    f"head hash {result.head_hash}, {result.checkpoints} checkpoint(s): {state}")

@@ -17,6 +17,8 @@ import click
 from storage.serve.config import ServeConfig, ServeConfigError, load_serve_config
 
 DEFAULT_LISTEN = "127.0.0.1:8123"
+# How often an idle service hands memory its queries freed back to the system.
+MEMORY_RELEASE_EVERY_S = 5
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -93,12 +95,23 @@ def serve_command(
         authenticator = NoAuthentication() if insecure_no_auth else Authenticator(config.users)
     except AuthSetupError as exc:
         _fail(2, "\n  ".join(["cannot load users:", *exc.errors]))
+    from storage.serve.config import Role
+    from storage.serve.errors import ServeError
+
     try:
-        engine = Engine(store_dir)
+        max_memory = config.limits.max_server_memory_mb
+        engine = Engine(store_dir, {role: config.profiles.of(role) for role in Role},
+                        max_memory << 20 if max_memory else None)
     except EngineStartError as exc:
         _fail(1, str(exc))
     audit = AuditLog(audit_path(store_dir))
-    service = QueryService(engine, authenticator, audit, config.limits)
+    service = QueryService(engine, authenticator, audit, config.limits, config.profiles)
+    try:
+        service.check_profiles()
+    except ServeError as exc:
+        service.close()
+        engine.close()
+        _fail(2, f"the engine refuses a settings profile: {exc.text}")
     try:
         server = StoreServer(service, host, port, config.limits)
     except OSError as exc:
@@ -122,9 +135,13 @@ def serve_command(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     server.start()
+    ticks = 0
     try:
         while not stop.wait(1.0):
             service.sessions.expire()
+            ticks += 1
+            if ticks % MEMORY_RELEASE_EVERY_S == 0:
+                service.release_memory()
     finally:
         server.shutdown()
         if not service.wait_idle(30):

@@ -52,7 +52,8 @@ class Collector:
                                          "queue": {"durable": durable, "batch_rows": 20_000, "max_delay_s": 1.0}}},
             "service": {"data_dir": str(root / "state"), "telemetry": {"metrics": {"enabled": False}},
                         "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["classify"],
-                                                 "exporters": ["clickhouse"]}}},
+                                                 "exporters": ["clickhouse"],
+                                                 "unminimised": "soak test of the delivery path"}}},
         }
         root.mkdir(parents=True, exist_ok=True)
         (root / "collector.yaml").write_text(json.dumps(cfg))

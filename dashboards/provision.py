@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from grafana_client.api import GrafanaApi
-from grafana_client.client import GrafanaClientError
+from grafana_client.client import GrafanaClientError, GrafanaException
 
 from dashboards import grafana
 from dashboards.definitions import DASHBOARDS
@@ -25,6 +25,38 @@ FOLDER_TITLE = "sovtel"
 
 class DataSourceError(ValueError):
     """A data source URL Grafana could not use (wrong scheme, no host, a password inside)."""
+
+
+class GrafanaError(Exception):
+    """Grafana could not be reached, refused a request, or answered something that is not its API.
+
+    The message is one line, fit for a command line: the URL and the reason, never a response body.
+    """
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost operating-system reason of a failed connection ("Connection refused"), else the first
+    line of the outermost message, shortened."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    reason = ""
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        # HTTP libraries wrap the socket error as a cause, a context, a ``reason`` or an argument.
+        linked = [e for e in (current.__cause__, current.__context__, getattr(current, "reason", None),
+                              *current.args) if isinstance(e, BaseException)]
+        if isinstance(current, OSError) and current.strerror:
+            reason = current.strerror
+        elif isinstance(current, OSError) and not linked and not reason and current.args:
+            reason = str(current.args[0])  # the socket error itself, e.g. a failed name resolution
+        todo.extend(linked)
+    if reason:
+        return reason[:200]
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 @dataclass
@@ -91,6 +123,8 @@ def provision(api: Any, dashboards: Iterable[Dashboard], datasources: Iterable[d
     report = ProvisionReport()
     try:
         folder = api.folder.get_folder(folder_uid)
+        if not isinstance(folder, dict):
+            raise GrafanaError("the answer to a folder request is not Grafana's API (is the URL Grafana's?)")
         if folder.get("title") != folder_title:
             api.folder.update_folder(folder_uid, title=folder_title, overwrite=True)
         report.folder = "updated"
@@ -141,6 +175,8 @@ class ProvisionOptions:
     database: str = "sovtel"
     folder: str = FOLDER_UID
     dashboards: tuple[Dashboard, ...] = DASHBOARDS
+    # Per request: a Grafana that does not answer fails the run in seconds, not never.
+    timeout_s: float = 10.0
 
     def datasources(self) -> list[dict[str, Any]]:
         """The data sources to create or update; DataSourceError if a URL cannot be used."""
@@ -153,9 +189,25 @@ class ProvisionOptions:
 def provision_grafana(options: ProvisionOptions) -> ProvisionReport:
     """Provision the folder (uid and title ``options.folder``), data sources and dashboards in Grafana.
 
-    Nothing is sent when a data source URL is unusable (DataSourceError); Grafana's refusals
-    propagate as ``grafana_client.client.GrafanaException``.
+    Nothing is sent when a data source URL is unusable (DataSourceError). A Grafana that cannot be
+    reached (within ``timeout_s`` per request), refuses a request or does not answer as Grafana raises
+    GrafanaError with one line naming the URL and the reason.
     """
     sources = options.datasources()
-    api = GrafanaApi.from_url(options.grafana_url, credential=options.token)
-    return provision(api, options.dashboards, sources, folder_uid=options.folder, folder_title=options.folder)
+    url = options.grafana_url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise GrafanaError(f"Grafana URL must be http(s)://host[:port], got {url!r}")
+    try:
+        api = GrafanaApi.from_url(url, credential=options.token, timeout=options.timeout_s)
+        return provision(api, options.dashboards, sources, folder_uid=options.folder, folder_title=options.folder)
+    except GrafanaError as exc:
+        raise GrafanaError(f"Grafana at {url}: {exc}") from None
+    except GrafanaException as exc:
+        status = f"HTTP {exc.status_code}: " if exc.status_code else ""
+        message = exc.message if isinstance(exc.message, str) else str(exc.response)
+        raise GrafanaError(f"Grafana at {url} refused: {status}{_reason(Exception(message))}") from None
+    except OSError as exc:  # niquests' connection errors, timeouts and TLS failures are OSErrors
+        raise GrafanaError(f"Grafana at {url} cannot be reached: {_reason(exc)}") from None
+    except ValueError as exc:  # a body that is not JSON: not Grafana's API
+        raise GrafanaError(f"Grafana at {url} did not answer as Grafana: {_reason(exc)}") from None

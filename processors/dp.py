@@ -15,7 +15,7 @@ import math
 import secrets
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -156,8 +156,20 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
+class BudgetCap:
+    """The epsilon a tenant may spend per budget window of ``window_s`` seconds (epoch aligned)."""
+
+    per_window: float
+    window_s: int
+
+    def __post_init__(self) -> None:
+        if not (self.per_window > 0 and math.isfinite(self.per_window)) or self.window_s <= 0:
+            raise ValueError("a budget cap needs a positive, finite epsilon and a positive window")
+
+
+@dataclass(frozen=True)
 class BudgetStatus:
-    """Spent and remaining budget of one tenant in one window."""
+    """Spent and remaining budget of one tenant in one window, against the cap in force for it."""
 
     tenant_id: str
     window_start: dt.datetime
@@ -165,6 +177,7 @@ class BudgetStatus:
     remaining: float
     releases: int
     refusals: int
+    budget: float = 0.0
 
 
 class LedgerBackend(Protocol):
@@ -174,8 +187,10 @@ class LedgerBackend(Protocol):
         """Record one entry durably."""
         ...
 
-    def spent(self, tenant_id: str, window_start: dt.datetime) -> float:
-        """Epsilon charged so far for a tenant and window."""
+    def spent(self, tenant_id: str, window_start: dt.datetime, window_s: int | None = None) -> float:
+        """Epsilon charged so far for a tenant and window; with ``window_s``, every charge whose budget
+        window overlaps [window_start, window_start + window_s), so a change of window length never
+        starts a fresh budget."""
         ...
 
     def windows(self, tenant_id: str | None = None) -> list[tuple[str, dt.datetime, float, int, int]]:
@@ -193,13 +208,16 @@ class InMemoryLedger:
         """Keep the entry."""
         self.entries.append(entry)
 
-    def spent(self, tenant_id: str, window_start: dt.datetime) -> float:
-        """Sum of charged epsilon."""
-        return sum(
-            e.epsilon
-            for e in self.entries
-            if e.tenant_id == tenant_id and e.window_start == window_start and e.outcome == "charged"
-        )
+    def spent(self, tenant_id: str, window_start: dt.datetime, window_s: int | None = None) -> float:
+        """Sum of charged epsilon (over overlapping budget windows when ``window_s`` is given)."""
+        end = window_start + dt.timedelta(seconds=window_s or 0)
+
+        def counts(e: LedgerEntry) -> bool:
+            if window_s is None:
+                return e.window_start == window_start
+            return e.window_start < end and e.window_start + dt.timedelta(seconds=e.window_s) > window_start
+
+        return sum(e.epsilon for e in self.entries if e.tenant_id == tenant_id and e.outcome == "charged" and counts(e))
 
     def windows(self, tenant_id: str | None = None) -> list[tuple[str, dt.datetime, float, int, int]]:
         """Aggregated per tenant and window."""
@@ -221,10 +239,15 @@ class InMemoryLedger:
 class BudgetLedger:
     """Charges releases against a per-tenant, per-window epsilon budget; refuses and records when
     a release does not fit. One process should charge a given tenant at a time (the check and the
-    charge are atomic within this object, not across processes)."""
+    charge are atomic within this object, not across processes).
+
+    ``caps`` gives the cap in force per tenant (the store's budget policy, see
+    ``retention.dp_policy``); without it every tenant has ``budget_per_window`` per ``window_s``.
+    """
 
     def __init__(
-        self, backend: LedgerBackend, budget_per_window: float, window_s: int = 86_400, node: str = ""
+        self, backend: LedgerBackend, budget_per_window: float, window_s: int = 86_400, node: str = "",
+        caps: Callable[[str], BudgetCap] | None = None,
     ) -> None:
         if budget_per_window <= 0 or window_s <= 0:
             raise ValueError("budget_per_window and window_s must be positive")
@@ -232,27 +255,35 @@ class BudgetLedger:
         self.budget = budget_per_window
         self.window_s = window_s
         self.node = node
+        self._caps = caps
         self._lock = threading.Lock()
 
-    def window_of(self, when: dt.datetime) -> dt.datetime:
-        """The start of the window containing ``when`` (UTC, epoch aligned)."""
+    def cap(self, tenant_id: str) -> BudgetCap:
+        """The cap in force for ``tenant_id``."""
+        return self._caps(tenant_id) if self._caps is not None else BudgetCap(self.budget, self.window_s)
+
+    def window_of(self, when: dt.datetime, tenant_id: str | None = None) -> dt.datetime:
+        """The start of the (tenant's) budget window containing ``when`` (UTC, epoch aligned)."""
+        window_s = self.cap(tenant_id).window_s if tenant_id is not None else self.window_s
         ts = int(when.timestamp())
-        return dt.datetime.fromtimestamp(ts - ts % self.window_s, tz=dt.UTC)
+        return dt.datetime.fromtimestamp(ts - ts % window_s, tz=dt.UTC)
 
     def charge(self, tenant_id: str, window_start: dt.datetime, epsilon: float, release: str) -> bool:
-        """Charge ``epsilon``; False (and a recorded refusal) if it would exceed the budget."""
+        """Charge ``epsilon``; False (and a recorded refusal) if it would exceed the tenant's cap."""
         with self._lock:
-            spent = self.backend.spent(tenant_id, window_start)
+            cap = self.cap(tenant_id)
+            # Charges of every overlapping window count: changing the window length never resets the budget.
+            spent = self.backend.spent(tenant_id, window_start, cap.window_s)
             now = dt.datetime.now(dt.UTC)
             # A tiny tolerance so that e.g. ten charges of 0.1 fit a budget of 1.0 despite float sums.
-            if spent + epsilon > self.budget + 1e-9:
+            if spent + epsilon > cap.per_window + 1e-9:
                 self.backend.append(
-                    LedgerEntry(now, tenant_id, window_start, self.window_s, release, epsilon, "refused",
-                                f"budget exhausted: spent {spent:.4g} of {self.budget:.4g}", self.node)
+                    LedgerEntry(now, tenant_id, window_start, cap.window_s, release, epsilon, "refused",
+                                f"budget exhausted: spent {spent:.4g} of {cap.per_window:.4g}", self.node)
                 )  # fmt: skip
                 return False
             self.backend.append(
-                LedgerEntry(now, tenant_id, window_start, self.window_s, release, epsilon, "charged", "", self.node)
+                LedgerEntry(now, tenant_id, window_start, cap.window_s, release, epsilon, "charged", "", self.node)
             )
             return True
 
@@ -265,10 +296,11 @@ class BudgetLedger:
 
     def status(self, tenant_id: str | None = None) -> list[BudgetStatus]:
         """Spent and remaining budget per tenant and window."""
-        return [
-            BudgetStatus(t, w, spent, max(0.0, self.budget - spent), n, refused)
-            for t, w, spent, n, refused in self.backend.windows(tenant_id)
-        ]
+        out = []
+        for t, w, spent, n, refused in self.backend.windows(tenant_id):
+            budget = self.cap(t).per_window
+            out.append(BudgetStatus(t, w, spent, max(0.0, budget - spent), n, refused, budget))
+        return out
 
 
 # --- releases --------------------------------------------------------------------------------
@@ -350,7 +382,7 @@ def release(
     for (tenant, w), by_group in sorted(index.items()):
         start = dt.datetime.fromtimestamp(w, tz=dt.UTC)
         # The budget window (e.g. a day) may hold many release windows (e.g. hours): each is paid for.
-        if not ledger.charge(tenant, ledger.window_of(start), spec.epsilon, spec.name):
+        if not ledger.charge(tenant, ledger.window_of(start, tenant), spec.epsilon, spec.name):
             result.refused.append((tenant, start))
             continue
         for group, rows in sorted(by_group.items()):

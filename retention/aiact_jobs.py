@@ -9,7 +9,7 @@ from pathlib import Path
 
 from retention.aiact import AggregateReport, Evaluation, Incident, ModelVersion
 from retention.audit_jobs import record_read
-from retention.ledger import LedgerEntry, Verification, verify_ledger
+from retention.ledger import LedgerEntry, Verification, refuse_tampered_tail, verify_ledger
 from retention.session import CheckpointOptions, JobSession, checkpoint_keys
 
 
@@ -52,9 +52,16 @@ class ExportResult:
 
 def export_aiact(session: JobSession, out_dir: Path, checkpoints: CheckpointOptions | None = None
                  ) -> ExportResult:
-    """Write a machine-readable bundle of the AI-Act store (manifest with SHA-256 per file), read on the record."""
+    """Write a machine-readable bundle of the AI-Act store (manifest with SHA-256 per file), read on the record.
+
+    The ledger is verified first (read-only); an export of a ledger whose newest entries were cut off
+    or rewritten is refused with LedgerTamperedError, because its read cannot be recorded after them.
+    """
     keys = checkpoint_keys(checkpoints or CheckpointOptions(), session.config)
+    verification = verify_ledger(session.ledger, keys.directory, keys.public)
+    refuse_tampered_tail(verification, session.ledger.table, "the export")
     record_read(session, "sovtel aiact export")
+    # Verified again with the export's own access entry, so the bundle's ledger and its verification agree.
     verification = verify_ledger(session.ledger, keys.directory, keys.public)
     manifest = session.aiact().export(out_dir, verification, checkpoint_dir=keys.directory, signing_key=keys.private,
                                       public_key_file=keys.public_key_file)

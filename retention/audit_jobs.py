@@ -14,7 +14,14 @@ from prometheus_client import CollectorRegistry
 from retention.audit import AuditContext, AuditRun, run_audit
 from retention.checkpoints import Checkpoint
 from retention.config import AuditConfig
-from retention.ledger import Verification, verify_ledger
+from retention.ledger import (
+    LedgerTamperedError,
+    Problem,
+    Verification,
+    refuse_tampered_tail,
+    tail_problems,
+    verify_ledger,
+)
 from retention.metrics import ComplianceMetrics
 from retention.report import write_report
 from retention.session import (
@@ -77,6 +84,12 @@ def run_audit_job(session: JobSession, *, checkpoints: CheckpointOptions | None 
     Raises CheckpointError (unusable key) and the store's, catalog's and ledger's errors as they come.
     """
     keys = checkpoint_keys(checkpoints or CheckpointOptions(), session.config)
+    if keys.directory is not None and keys.public is not None:
+        # Read-only first: a run records its reads and its result in the ledger, which must not be
+        # extended after a tail that was cut off or rewritten (LedgerTamperedError, nothing written).
+        progress("verifying the ledger")
+        refuse_tampered_tail(verify_ledger(session.ledger, keys.directory, keys.public), session.ledger.table,
+                             "the audit run")
     ctx = AuditContext(session.tiers, session.aiact_store, session.aiact_database, session.ledger,
                        session.config.retention, thresholds.apply_to(session.config.audit), session.guard,
                        keys.directory, keys.public)
@@ -101,10 +114,12 @@ def run_audit_job(session: JobSession, *, checkpoints: CheckpointOptions | None 
 
 @dataclass
 class LedgerVerification:
-    """A ledger's verification and which ledger it was."""
+    """A ledger's verification, which ledger it was, and the access entry recording the read (or why none)."""
 
     database: str
     verification: Verification = field(default_factory=Verification)
+    access_seq: int | None = None
+    access_refused: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -112,25 +127,46 @@ class LedgerVerification:
         return self.verification.ok
 
 
-def record_read(session: JobSession, source: str) -> None:
-    """Record in the ledger that ``source`` reads the AI-Act store (the read joins the chain it reads)."""
-    session.ledger.append("access", {"source": source, "access_id": secrets.token_hex(8),
-                                     "reads": {"aiact": session.aiact_database}})
+def record_read(session: JobSession, source: str) -> int:
+    """Record in the ledger that ``source`` reads the AI-Act store (the read joins the chain it reads); its seq.
+
+    LedgerTamperedError when the ledger's newest entries were removed (nothing is written then).
+    """
+    entry = session.ledger.append("access", {"source": source, "access_id": secrets.token_hex(8),
+                                             "reads": {"aiact": session.aiact_database}})
+    return entry.seq
 
 
 def verify_ledger_job(session: JobSession, checkpoints: CheckpointOptions | None = None
                       ) -> LedgerVerification:
-    """Verify the ledger's hash chain against the signed checkpoints.
+    """Verify the ledger's hash chain against the signed checkpoints, then record the read.
 
-    JobInputError when checkpoints are given without a key to verify them, JobProblem when there is no ledger.
+    Verification only reads, so it works on any ledger, however tampered. The read is then recorded
+    unless the chain's newest entries were cut off or rewritten: an entry appended there would reuse
+    the numbers of removed entries, so the result says why the read was not recorded instead (and a
+    truncation the append runs into is itself reported as a problem). JobInputError when checkpoints
+    are given without a key to verify them, JobProblem when there is no ledger.
     """
     keys = checkpoint_keys(checkpoints or CheckpointOptions(), session.config)
     if keys.directory is not None and keys.public is None:
         raise JobInputError("checkpoints need --public-key FILE or --signing-key REF to be verified")
     if not session.ledger.exists():
         raise JobProblem(f"no ledger in {session.aiact_database} ({session.aiact_store.target})")
-    record_read(session, "sovtel audit verify")
-    return LedgerVerification(session.aiact_database, verify_ledger(session.ledger, keys.directory, keys.public))
+    verification = verify_ledger(session.ledger, keys.directory, keys.public)
+    result = LedgerVerification(session.aiact_database, verification)
+    tail = tail_problems(verification)
+    if tail:
+        result.access_refused = (f"this read was not recorded: the ledger's tail is {tail[0].kind}, and an entry "
+                                 "appended after it would reuse the numbers of removed entries")
+        return result
+    try:
+        result.access_seq = record_read(session, "sovtel audit verify")
+    except LedgerTamperedError as exc:
+        # The store still remembers writing an entry that is gone: a truncation found without checkpoints.
+        verification.problems.append(Problem("truncated", exc.seq, str(exc)))
+        verification.notes = [n for n in verification.notes if not n.startswith("no checkpoints given")]
+        result.access_refused = "this read was not recorded: the ledger was truncated"
+    return result
 
 
 @dataclass(frozen=True)

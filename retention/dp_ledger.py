@@ -5,12 +5,13 @@ tenant and window, in ``{database}.privacy_budget``, and the budget status read 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from processors.dp import BudgetConfig, BudgetLedger, BudgetStatus, LedgerEntry
+from processors.dp import BudgetCap, BudgetConfig, BudgetLedger, BudgetStatus, LedgerEntry
 from storage.backend import Store
 
 LEDGER_TABLE = "privacy_budget"
@@ -45,12 +46,20 @@ class ClickHouseLedger:
         )
         self.store.insert_arrow(self.table, row)
 
-    def spent(self, tenant_id: str, window_start: dt.datetime) -> float:
-        """Sum of charged epsilon, read from the store (so it survives restarts)."""
+    def spent(self, tenant_id: str, window_start: dt.datetime, window_s: int | None = None) -> float:
+        """Sum of charged epsilon, read from the store (so it survives restarts).
+
+        With ``window_s``, every charge whose budget window overlaps [window_start, window_start +
+        window_s) counts, so charges made under another window length are never forgotten.
+        """
+        if window_s is None:
+            where, params = "window_start = {w:DateTime('UTC')}", {"t": tenant_id, "w": window_start}
+        else:
+            where = "window_start < {end:DateTime('UTC')} AND addSeconds(window_start, window_s) > {w:DateTime('UTC')}"
+            params = {"t": tenant_id, "w": window_start, "end": window_start + dt.timedelta(seconds=window_s)}
         rows = self.store.query_rows(
-            f"SELECT sum(epsilon) FROM {self.table} WHERE tenant_id = {{t:String}} "
-            "AND window_start = {w:DateTime('UTC')} AND outcome = 'charged'",
-            {"t": tenant_id, "w": window_start},
+            f"SELECT sum(epsilon) FROM {self.table} WHERE tenant_id = {{t:String}} AND {where} AND outcome = 'charged'",
+            params,
         )
         return float(rows[0][0] or 0.0) if rows else 0.0
 
@@ -79,7 +88,8 @@ def ledger_for(store: Store, cfg: BudgetConfig, node: str = "") -> BudgetLedger:
 
 @dataclass(frozen=True)
 class BudgetReport:
-    """The budget status per tenant and window, the budget it is measured against, and the ledger table."""
+    """The budget status per tenant and window, the default cap it is measured against (each row carries
+    its tenant's cap), and the ledger table."""
 
     table: str
     budget: float
@@ -90,13 +100,14 @@ class BudgetReport:
         """One object per tenant and window."""
         return [
             {"tenant_id": r.tenant_id, "window_start": r.window_start.isoformat(), "spent": r.spent,
-             "remaining": r.remaining, "budget": self.budget, "releases": r.releases, "refusals": r.refusals}
+             "remaining": r.remaining, "budget": r.budget, "releases": r.releases, "refusals": r.refusals}
             for r in self.rows
         ]  # fmt: skip
 
 
 def budget_status(store: Store, database: str, budget_per_window: float, window_s: int,
-                  tenant_id: str | None = None) -> BudgetReport:
-    """Spent and remaining budget per tenant and window (one tenant's when ``tenant_id`` is given)."""
-    ledger = BudgetLedger(ClickHouseLedger(store, database), budget_per_window, window_s)
+                  tenant_id: str | None = None, caps: Callable[[str], BudgetCap] | None = None) -> BudgetReport:
+    """Spent and remaining budget per tenant and window (one tenant's when ``tenant_id`` is given), against
+    each tenant's cap from ``caps`` (the budget policy), else ``budget_per_window`` per ``window_s``."""
+    ledger = BudgetLedger(ClickHouseLedger(store, database), budget_per_window, window_s, caps=caps)
     return BudgetReport(f"{database}.{LEDGER_TABLE}", ledger.budget, ledger.window_s, ledger.status(tenant_id))

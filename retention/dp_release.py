@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from processors import dp
 from retention.dp_ledger import ClickHouseLedger
+from retention.dp_policy import ALL_TENANTS, BudgetPolicy
 from storage.backend import Store
 from storage.migrate import SchemaSettings, migrate
 
@@ -28,7 +29,8 @@ STANDARD_RELEASE: tuple[dp.Statistic, ...] = (
 @dataclass(frozen=True)
 class ReleaseOptions:
     """What to release: spans of ``database`` in [start, end), into ``to_database`` (same store), per
-    ``bucket_s`` window, at ``epsilon`` per tenant-window out of ``budget_per_window`` per budget window."""
+    ``bucket_s`` window, at ``epsilon`` per tenant-window, paid from the cap the store's budget policy
+    puts in force (``retention.dp_policy``). ``budget_per_window`` can only lower that cap for this run."""
 
     start: dt.datetime
     end: dt.datetime
@@ -36,8 +38,7 @@ class ReleaseOptions:
     to_database: str = "public"
     bucket_s: int = 3600
     epsilon: float = 1.0
-    budget_per_window: float = 3.0
-    budget_window_s: int = 86_400
+    budget_per_window: float | None = None
     name: str = "usage"
     statistics: tuple[dp.Statistic, ...] = STANDARD_RELEASE
 
@@ -47,6 +48,8 @@ class ReleaseOptions:
             if not value.isidentifier():
                 raise ValueError(f"{label} {value!r} must be a plain identifier")
         dp.check_epsilon(self.epsilon)
+        if self.budget_per_window is not None and not self.budget_per_window > 0:
+            raise ValueError("the budget for this run must be a positive epsilon")
 
 
 @dataclass
@@ -78,8 +81,8 @@ class ReleaseOutcome:
 def release_spans(store: Store, options: ReleaseOptions) -> ReleaseOutcome:
     """Publish the release into ``{to_database}.dp_releases``; the budget ledger lives in the source database.
 
-    A tenant-window whose budget is exhausted is refused and the refusal recorded; the rest is
-    released. Raises StoreError when the store fails, PrivacyError when a statistic is not DP.
+    A tenant-window whose budget is exhausted under the cap in force is refused and the refusal
+    recorded; the rest is released. Raises StoreError when the store fails, PrivacyError when a statistic is not DP.
     """
     spec = dp.ReleaseSpec(options.name, options.statistics, options.epsilon, window_s=options.bucket_s,
                           group_by=("request_model",))
@@ -91,8 +94,11 @@ def release_spans(store: Store, options: ReleaseOptions) -> ReleaseOutcome:
         f"AND timestamp < {{end:DateTime64(9)}}",
         {"start": options.start, "end": options.end},
     )
-    ledger = dp.BudgetLedger(ClickHouseLedger(store, options.database), options.budget_per_window,
-                             options.budget_window_s)
+    # The caps are read once, before anything is charged: a release is paid under one policy.
+    caps = BudgetPolicy(store, options.database).caps(lower_to=options.budget_per_window)
+    default = caps(ALL_TENANTS)
+    ledger = dp.BudgetLedger(ClickHouseLedger(store, options.database), default.per_window, default.window_s,
+                             caps=caps)
     with dp.strict_privacy():
         result = dp.release(spans, spec, ledger)
     t = result.table

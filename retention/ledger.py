@@ -54,6 +54,22 @@ class LedgerError(Exception):
     """The ledger cannot be appended to or read (missing table, lost every race for the next seq)."""
 
 
+class LedgerTamperedError(LedgerError):
+    """The ledger's newest entries were removed or rewritten, so nothing may be appended after them.
+
+    Appending would reuse the sequence numbers of removed entries and build new history on a tail
+    that is not the one written; the ledger must be restored first. ``seq`` is the first entry affected.
+    """
+
+    def __init__(self, message: str, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+# Problems of these kinds mean the head of the chain is not the head that was written (and signed).
+TAIL_PROBLEMS = frozenset({"truncated", "rewritten"})
+
+
 def format_timestamp(ts: dt.datetime) -> str:
     """``2026-11-23T07:37:20.935Z``: millisecond precision, as the ledger column stores it."""
     utc = ts.astimezone(dt.UTC) if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
@@ -216,6 +232,14 @@ class Ledger:
             stored = self.at(seq)
             if any(e.hash == digest for e in stored):
                 return LedgerEntry(seq, ts, action, who, text, prev, digest)
+            if not stored:
+                # ClickHouse skipped the insert as a repeat of one it already holds a token for, yet no
+                # entry is stored under that seq: it was written once and has been deleted since.
+                raise LedgerTamperedError(
+                    f"{self.table} was truncated: entry {seq} was written before and has been removed, so "
+                    "nothing can be appended until the ledger is restored (sovtel audit verify reports the damage)",
+                    seq,
+                )
             log.info("ledger %s: another writer took seq %d; retrying on the new head", self.table, seq)
         raise LedgerError(f"could not append to {self.table} after {self.attempts} attempts (concurrent writers?)")
 
@@ -360,6 +384,25 @@ def verify_entries(
         elif cp.seq not in seen_at and (result.first_seq is None or cp.seq >= result.first_seq):
             result.problems.append(Problem("missing", cp.seq, f"entry {cp.seq} named by a checkpoint is missing"))
     return result
+
+
+def tail_problems(verification: Verification) -> list[Problem]:
+    """The problems that mean the chain's newest entries are not the ones written (truncated, rewritten)."""
+    return [p for p in verification.problems if p.kind in TAIL_PROBLEMS]
+
+
+def refuse_tampered_tail(verification: Verification, table: str, what: str) -> None:
+    """Raise LedgerTamperedError when ``verification`` found the newest entries cut off or rewritten.
+
+    ``what`` names the refused act ("this read", "the export"): it cannot be recorded on such a tail.
+    """
+    tail = tail_problems(verification)
+    if tail:
+        raise LedgerTamperedError(
+            f"{table} was tampered with ({tail[0].kind}: {tail[0].message}); {what} cannot be recorded after a "
+            "tampered tail and was refused (sovtel audit verify lists every problem)",
+            tail[0].seq,
+        )
 
 
 def verify_ledger(

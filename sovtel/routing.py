@@ -1,8 +1,10 @@
 """Sovereignty tiers and fail-closed routing: which rows of a batch each sink may receive.
 
 A row's tier is its ``tier`` column (``local`` > ``sovereign`` > ``public`` in strictness); any
-other value is treated as ``local``, the strictest. A sink declares a jurisdiction and the tiers it
-permits; a pipeline carries a set of tiers (all by default). The router splits each batch by tier
+other value is treated as ``local``, the strictest. A sink declares a jurisdiction (a code, see
+``sovtel.jurisdictions``) and the tiers it permits, and each tier may live only where the residency
+allows (local in the operator's country, sovereign in EU/EEA or a list, public anywhere); a pipeline
+carries a set of tiers (all by default). The router splits each batch by tier
 and hands a sink only rows of tiers it permits; rows no sink accepts are dropped and counted, never
 sent elsewhere. Public rows must not identify anyone (identifier and content columns empty).
 Every decision is counted and kept, without identifiers, in a route log (docs/tiers.md).
@@ -10,6 +12,7 @@ Every decision is counted and kept, without identifiers, in a route log (docs/ti
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import json
@@ -18,7 +21,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry, Counter
 
+from sovtel.jurisdictions import JurisdictionError, normalise, within
 from sovtel.records import SPAN_CONTENT_COLUMNS, SPAN_SUBJECT_COLUMNS, Batch, Signal
 
 log = logging.getLogger("sovtel.routing")
@@ -91,24 +95,104 @@ def identifiable(signal: Signal, table: pa.Table) -> pa.ChunkedArray | pa.Array:
 
 @dataclass(frozen=True)
 class SinkPolicy:
-    """What a sink declares: its jurisdiction and the tiers it may receive."""
+    """What a sink declares: its jurisdiction (a normalised code, or ``unspecified``), the tiers it may
+    receive, and whether it is on the node (the embedded store, in the operator's country)."""
 
     jurisdiction: str = "unspecified"
     tiers: frozenset[str] = frozenset(TIERS)
+    on_node: bool = True
 
     def describe(self) -> str:
-        """``jurisdiction 'de', permits local, sovereign`` for messages."""
+        """``jurisdiction 'DE', permits local, sovereign`` for messages."""
         return f"jurisdiction {self.jurisdiction!r}, permits {', '.join(sorted(self.tiers, key=TIERS.index))}"
 
 
 def sink_policy(config: Any) -> SinkPolicy:
-    """The policy an exporter's configuration declares (``jurisdiction``, ``tiers``); all tiers if absent."""
+    """The policy an exporter's configuration declares (``jurisdiction``, ``tiers``); all tiers if absent.
+
+    A sink is on the node unless it names a server (``host``, or a ``dsn`` that is not ``chdb:``).
+    """
     tiers = getattr(config, "tiers", None)
     jurisdiction = getattr(config, "jurisdiction", None)
+    code = str(jurisdiction).strip() if jurisdiction else "unspecified"
+    if jurisdiction:
+        with contextlib.suppress(JurisdictionError):  # validation reports it; the policy keeps what was written
+            code = normalise(code)
+    dsn = getattr(config, "dsn", None)
+    on_node = getattr(config, "host", None) is None and (dsn is None or str(dsn).startswith("chdb:"))
     return SinkPolicy(
-        jurisdiction=str(jurisdiction) if jurisdiction else "unspecified",
+        jurisdiction=code,
         tiers=frozenset(tiers) if tiers is not None else frozenset(TIERS),
+        on_node=on_node,
     )
+
+
+SOVEREIGN_DEFAULT: tuple[str, ...] = ("EU", "EEA")
+
+
+@dataclass(frozen=True)
+class Residency:
+    """Where each tier's rows may live: ``local`` in the operator's ``country``, ``sovereign`` within
+    ``sovereign`` (codes), ``public`` anywhere. Codes are normalised (``sovtel.jurisdictions``)."""
+
+    country: str | None = None
+    sovereign: tuple[str, ...] = SOVEREIGN_DEFAULT
+
+    def allowed(self, tier: str) -> tuple[str, ...] | None:
+        """The codes a tier may live within; None means anywhere (or, for local, the unset country)."""
+        if tier == Tier.LOCAL.value:
+            return (self.country,) if self.country else None
+        if tier == Tier.SOVEREIGN.value:
+            return self.sovereign
+        return None
+
+
+def residency_problems(exporters: Mapping[str, object], residency: Residency) -> list[tuple[str, str]]:
+    """Every sink whose jurisdiction a tier it permits may not live in, as (exporter name, problem).
+
+    Fail closed: a jurisdiction must be a known code; a server sink permitting ``local`` or
+    ``sovereign`` must declare one; a sink declaring one and permitting ``local`` needs
+    ``service.country`` to be checked against. The node's embedded store without a jurisdiction is
+    in the operator's country (checked against ``sovereign`` once ``service.country`` is set).
+    """
+    problems: list[tuple[str, str]] = []
+    for name, config in exporters.items():
+        policy = sink_policy(config)
+        personal = [t for t in (Tier.LOCAL.value, Tier.SOVEREIGN.value) if t in policy.tiers]
+        if policy.jurisdiction == "unspecified":
+            if not policy.on_node and personal:
+                problems.append((name, (
+                    f"a server sink permitting {' and '.join(personal)} must declare its jurisdiction "
+                    f"(an ISO 3166-1 alpha-2 country code such as DE, or EU / EEA), so where the rows live "
+                    f"can be checked"
+                )))
+                continue
+            if residency.country is None:
+                continue
+            where = residency.country  # the embedded store is on the node, in the operator's country
+            label = f"the store on the node (in {where}, service.country)"
+        else:
+            try:
+                where = normalise(policy.jurisdiction)
+            except JurisdictionError as exc:
+                problems.append((name, str(exc)))
+                continue
+            label = f"jurisdiction {where!r}"
+        for tier in personal:
+            allowed = residency.allowed(tier)
+            if allowed is None:  # local without service.country
+                problems.append((name, (
+                    f"{label} permits tier 'local', which must stay in the operator's country, "
+                    f"but service.country is not set (e.g. service.country: DE)"
+                )))
+            elif not within(where, allowed):
+                place = (f"the operator's country ({residency.country}, service.country)" if tier == Tier.LOCAL.value
+                         else f"{', '.join(allowed)} (service.sovereign_jurisdictions)")
+                problems.append((name, (
+                    f"{label} is outside {place}, where tier {tier!r} must stay; "
+                    f"remove {tier!r} from this sink's tiers or send {tier!r} rows to a sink there"
+                )))
+    return problems
 
 
 class PipelineRoutes(Protocol):
@@ -121,10 +205,15 @@ class PipelineRoutes(Protocol):
     def exporters(self) -> Sequence[str]: ...
 
 
-def route_problems(pipelines: Mapping[str, PipelineRoutes], exporters: Mapping[str, object]) -> list[str]:
+def route_problems(
+    pipelines: Mapping[str, PipelineRoutes],
+    exporters: Mapping[str, object],
+    where: Callable[[str], str] = lambda pname: f"service.pipelines.{pname}",
+) -> list[str]:
     """Every way the configured pipelines could send a tier to a sink that does not permit it, or nowhere.
 
-    ``exporters`` maps an exporter's name to its validated configuration (which declares its policy).
+    ``exporters`` maps an exporter's name to its validated configuration (which declares its policy);
+    ``where`` says where a pipeline is written (the loader adds its line).
     The routing table of a pipeline is its carried tiers × its exporters: an exporter receives the
     rows of the carried tiers it permits. So (1) every carried tier needs at least one exporter
     that permits it, and (2) every exporter must permit at least one carried tier.
@@ -141,13 +230,13 @@ def route_problems(pipelines: Mapping[str, PipelineRoutes], exporters: Mapping[s
             if not any(tier in p.tiers for p in policies.values()):
                 named = "; ".join(f"exporter {e!r} ({p.describe()})" for e, p in policies.items())
                 problems.append(
-                    f"service.pipelines.{pname}: tier {tier!r} would go to a sink that does not permit it: "
+                    f"{where(pname)}: tier {tier!r} would go to a sink that does not permit it: "
                     f"{named}. Add an exporter that permits {tier!r} or remove {tier!r} from the pipeline's tiers"
                 )
         for ename, policy in policies.items():
             if not policy.tiers & set(carried):
                 problems.append(
-                    f"service.pipelines.{pname}: exporter {ename!r} ({policy.describe()}) permits none of the "
+                    f"{where(pname)}: exporter {ename!r} ({policy.describe()}) permits none of the "
                     f"tiers this pipeline carries ({', '.join(carried)}); it must not be routed "
                     f"{' or '.join(repr(t) for t in carried)} data"
                 )

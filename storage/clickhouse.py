@@ -58,7 +58,8 @@ class Config(StoreLocation, ComponentConfig):
     retention: RetentionConfig = RetentionConfig()
     queue: QueueConfig = QueueConfig()
     jurisdiction: str | None = Field(
-        default=None, description="Where the store is under law, e.g. 'de' or 'eu'; shown in routing errors and logs."
+        default=None, description="Where the store is under law: an ISO 3166-1 alpha-2 code, or EU / EEA; checked "
+        "against the tiers it permits, shown in routing errors and logs."
     )
     tiers: list[str] | None = Field(
         default=None,

@@ -10,7 +10,8 @@ from sovtel.component import ComponentConfig
 
 
 class Config(ComponentConfig):
-    """NVML poller settings. ``simulated`` is for the demo only: ``sovtel run`` configs leave it false."""
+    """NVML poller settings. ``simulated`` is for the demo and tests, which build their configuration in
+    code: a configuration file with it (``sovtel run``, ``sovtel config validate``) is refused."""
 
     interval_s: float = Field(default=10.0, gt=0, le=3600, description="Seconds between polls.")
     simulated: bool = Field(default=False, description="Use the SIMULATED fake GPUs instead of the driver.")

@@ -14,6 +14,7 @@ from collectors.otlp.config import Config, GrpcProtocol, HttpProtocol, Protocols
 from collectors.otlp.decode import DecodeError, decode_logs, decode_metrics, decode_traces
 from collectors.otlp.grpc_server import OtlpGrpcServer
 from collectors.otlp.http_server import OtlpHttpServer
+from collectors.otlp.inflight import InflightBudget
 from collectors.otlp.ingest import Ingest
 from sovtel.component import ComponentContext, Consumer
 from sovtel.records import Signal
@@ -45,13 +46,16 @@ class OtlpReceiver:
         self._grpc: OtlpGrpcServer | None = None
         self._http: OtlpHttpServer | None = None
         self._lock = threading.Lock()
+        # One budget for both transports: it bounds the memory of the process, not of a port.
+        self.budget = InflightBudget(config.max_inflight_bytes)
 
     def start(self, consumers: dict[Signal, Consumer]) -> None:
         """Bind the enabled endpoints and serve; raises (having released everything) if one cannot be bound."""
         with self._lock:
             if self._grpc is not None or self._http is not None:
                 raise RuntimeError(f"receiver {self.ctx.name} is already started")
-            ingest = Ingest(self.ctx.telemetry, consumers, {"receiver": self.ctx.name, "node": self.ctx.node})
+            ingest = Ingest(self.ctx.telemetry, consumers, {"receiver": self.ctx.name, "node": self.ctx.node},
+                            limits=self.config.limits)
             protocols = self.config.protocols
             retry_after = self.config.retry_after_s
             auth = None
@@ -59,10 +63,10 @@ class OtlpReceiver:
                 auth = Authenticator.from_settings(self.config.auth, self.ctx.resolve_secret)
             try:
                 if protocols.http.enabled:
-                    self._http = OtlpHttpServer(protocols.http, ingest, retry_after, auth)
+                    self._http = OtlpHttpServer(protocols.http, ingest, retry_after, auth, self.budget)
                     self.http_port = self._http.start()
                 if protocols.grpc.enabled:
-                    self._grpc = OtlpGrpcServer(protocols.grpc, ingest, retry_after, auth)
+                    self._grpc = OtlpGrpcServer(protocols.grpc, ingest, retry_after, auth, self.budget)
                     self.grpc_port = self._grpc.start()
             except BaseException:
                 self._stop()

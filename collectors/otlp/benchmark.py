@@ -1,8 +1,10 @@
-"""Decode throughput on one core: ``python -m collectors.otlp.benchmark [--spans N] [--repeat R]``.
+"""Decode throughput on one core: ``python -m collectors.otlp.benchmark [--spans N] [--repeat R] [--events E]``.
 
 Builds a realistic GenAI trace request (12 attributes per span, as an instrumented inference server
-sends them) and reports spans per CPU-second for the columnar path, the exact per-object path and
-the same request as OTLP/JSON.
+sends them) and reports spans per CPU-second, decoded as receivers do (``decode_request``: partial
+success, limits, times checked), for the columnar path, the exact per-object path and the same
+request as OTLP/JSON; then the same request with one unreadable span (kept good spans, one
+rejected), and the CPU time of one span with ``E`` events (capped at 128).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from collections.abc import Callable
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from collectors.otlp.decode import decode_traces
-from collectors.otlp.otlp_json import decode_json, request_to_json
+from collectors.otlp.decode import decode_request
+from collectors.otlp.otlp_json import decode_json_request, request_to_json
 from sovtel.records import Signal
 
 MODELS = ("llama-3.1-8b-instruct", "mistral-7b-instruct", "qwen2.5-14b")
@@ -79,23 +81,62 @@ def spans_per_cpu_second(decode: Callable[[bytes], object], payload: bytes, span
     return spans / best
 
 
+def unreadable_payload(spans: int) -> bytes:
+    """The benchmark request with one span name that is not valid UTF-8."""
+    req = genai_request(spans)
+    middle = req.resource_spans[0].scope_spans[0].spans[spans // 2]
+    middle.name = "BAD-NAME"
+    payload: bytes = req.SerializeToString()
+    return payload.replace(b"BAD-NAME", b"BAD-\xff\xfeME", 1)
+
+
+def huge_span(events: int) -> bytes:
+    """One span with ``events`` events of one attribute each."""
+    req = genai_request(1)
+    sp = req.resource_spans[0].scope_spans[0].spans[0]
+    for i in range(events):
+        ev = sp.events.add()
+        ev.name = "token"
+        ev.time_unix_nano = sp.start_time_unix_nano + i
+        _kv(ev.attributes, "index").value.int_value = i
+    payload: bytes = req.SerializeToString()
+    return payload
+
+
+def cpu_seconds(decode: Callable[[], object]) -> float:
+    """CPU time of one call."""
+    start = time.process_time()
+    decode()
+    return time.process_time() - start
+
+
 def main() -> None:
     """Print decode throughput."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--events", type=int, default=300_000, help="events of the one huge span (0: skip)")
     args = parser.parse_args()
     payload = genai_request(args.spans).SerializeToString()
-    fast = spans_per_cpu_second(decode_traces, payload, args.spans, args.repeat)
-    exact = spans_per_cpu_second(lambda p: decode_traces(p, exact=True), payload, args.spans, max(args.repeat // 4, 3))
+    fast = spans_per_cpu_second(lambda p: decode_request(Signal.TRACES, p), payload, args.spans, args.repeat)
+    few = max(args.repeat // 4, 3)
+    exact = spans_per_cpu_second(lambda p: decode_request(Signal.TRACES, p, exact=True), payload, args.spans, few)
     body = json.dumps(request_to_json(genai_request(args.spans))).encode()
-    from_json = spans_per_cpu_second(
-        lambda b: decode_json(Signal.TRACES, b), body, args.spans, max(args.repeat // 4, 3)
+    from_json = spans_per_cpu_second(lambda b: decode_json_request(Signal.TRACES, b), body, args.spans, few)
+    partial = spans_per_cpu_second(
+        lambda p: decode_request(Signal.TRACES, p), unreadable_payload(args.spans), args.spans, few
     )
     print(f"request: {args.spans} spans, 12 attributes each, {len(payload) / 1e6:.2f} MB")
     print(f"columnar decode: {fast:,.0f} spans/s (one core)")
     print(f"exact decode:    {exact:,.0f} spans/s (one core)")
     print(f"OTLP/JSON decode: {from_json:,.0f} spans/s (one core, {len(body) / 1e6:.2f} MB)")
+    print(f"one unreadable span (partial success): {partial:,.0f} spans/s (one core)")
+    if args.events:
+        huge = huge_span(args.events)
+        decoded = decode_request(Signal.TRACES, huge)
+        seconds = cpu_seconds(lambda: decode_request(Signal.TRACES, huge))
+        kept = len(decoded.table["event_names"][0])
+        print(f"one span of {args.events:,} events ({len(huge) / 1e6:.1f} MB): {seconds:.2f} CPU s, {kept} events kept")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
+from collectors.otlp.limits import RecordLimits
 from sovtel.component import ComponentConfig
 from sovtel.config import SecretRef
 
@@ -15,6 +16,14 @@ DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
 DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
 DEFAULT_MAX_BYTES = 16 * MIB
 DEFAULT_RETRY_AFTER_S = 1
+# Load limits of the HTTP transport (see HttpProtocol) and of both (Config.max_inflight_bytes).
+DEFAULT_LISTEN_BACKLOG = 1024  # the kernel caps it at net.core.somaxconn
+DEFAULT_HTTP_WORKERS = 16
+DEFAULT_MAX_PENDING_REQUESTS = 256
+DEFAULT_MAX_CONNECTIONS = 4096
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+DEFAULT_READ_TIMEOUT_S = 30.0
+DEFAULT_MAX_INFLIGHT_BYTES = 64 * MIB
 # gRPC message lengths are signed 32-bit in grpc core.
 GRPC_MAX_MESSAGE_BYTES = 2**31 - 1
 
@@ -90,7 +99,40 @@ class HttpProtocol(ComponentConfig):
     max_body_bytes: int = Field(
         DEFAULT_MAX_BYTES, gt=0, description="limit on the body, both as sent and after decompression"
     )
-    read_timeout_s: float = Field(30.0, gt=0, description="idle time after which a client connection is closed")
+    read_timeout_s: float = Field(
+        DEFAULT_READ_TIMEOUT_S,
+        gt=0,
+        description="idle time after which a kept-alive connection is closed, and the longest pause within a request",
+    )
+    request_timeout_s: float = Field(
+        DEFAULT_REQUEST_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        description="total time a client has to send one request's headers and body (a trickling client is cut "
+        "off with 408)",
+    )
+    max_workers: int = Field(
+        DEFAULT_HTTP_WORKERS, ge=1, le=1024, description="threads reading, decoding and answering requests"
+    )
+    max_pending_requests: int = Field(
+        DEFAULT_MAX_PENDING_REQUESTS,
+        ge=0,
+        le=65536,
+        description="requests that may wait for a free worker; beyond it a request is answered 503 with Retry-After",
+    )
+    max_connections: int = Field(
+        DEFAULT_MAX_CONNECTIONS,
+        ge=1,
+        le=1_000_000,
+        description="open client connections (idle kept-alive ones included); beyond it a new connection is "
+        "answered 503 with Retry-After and closed",
+    )
+    listen_backlog: int = Field(
+        DEFAULT_LISTEN_BACKLOG,
+        ge=1,
+        le=65535,
+        description="connections the kernel holds before they are accepted (capped by net.core.somaxconn)",
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -114,6 +156,16 @@ class Config(ComponentConfig):
     )
     auth: AuthSettings | None = Field(
         default=None, description="Require a bearer token; each token binds the tenant its records are stored under."
+    )
+    limits: RecordLimits = Field(
+        default_factory=RecordLimits,
+        description="per-record limits: attributes per record, events per span, attributes per event, clock skew",
+    )
+    max_inflight_bytes: int = Field(
+        DEFAULT_MAX_INFLIGHT_BYTES,
+        gt=0,
+        description="request bytes (after decompression) read and decoded at once over both transports; a request "
+        "beyond it is refused as retryable (HTTP 429 / gRPC RESOURCE_EXHAUSTED). A request alone is always admitted.",
     )
 
     @model_validator(mode="after")

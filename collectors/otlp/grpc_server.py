@@ -20,7 +20,8 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from collectors.otlp.auth import Authenticator
-from collectors.otlp.config import GRPC_MAX_MESSAGE_BYTES, GrpcProtocol, split_endpoint
+from collectors.otlp.config import DEFAULT_MAX_INFLIGHT_BYTES, GRPC_MAX_MESSAGE_BYTES, GrpcProtocol, split_endpoint
+from collectors.otlp.inflight import InflightBudget
 from collectors.otlp.ingest import Encoding, Ingest, Status, export_response
 from sovtel.records import Signal
 
@@ -47,8 +48,10 @@ class _Export:
         max_message_bytes: int,
         retry_after_s: int,
         authenticator: Authenticator | None = None,
+        budget: InflightBudget | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.budget = budget if budget is not None else InflightBudget(DEFAULT_MAX_INFLIGHT_BYTES)
         self.signal = signal
         self.ingest = ingest
         self.max_message_bytes = max_message_bytes
@@ -69,10 +72,29 @@ class _Export:
             tenant = self.authenticator.tenant_for(metadata.get("authorization"))
             if tenant is None:
                 self.ingest.refused("unauthenticated")
-                self._fail(context, grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required "
-                           "(metadata authorization: Bearer <token>)")
+                self._fail(
+                    context,
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "a valid bearer token is required (metadata authorization: Bearer <token>)",
+                )
                 return b""
-        outcome = self.ingest.handle(self.signal, request, Encoding.PROTOBUF, "grpc", tenant)
+        reservation = self.budget.try_reserve(len(request))
+        if reservation is None:
+            # grpc already holds the message; refusing it keeps its decoding (a multiple of its size)
+            # from adding to what is being decoded, and the client retries after the back-off.
+            self.ingest.refused("inflight_bytes")
+            self._fail(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the receiver is decoding {self.budget.used} bytes of requests "
+                f"(max_inflight_bytes {self.budget.limit}); retry later",
+                retry_after_s=self.retry_after_s,
+            )
+            return b""
+        try:
+            outcome = self.ingest.handle(self.signal, request, Encoding.PROTOBUF, "grpc", tenant)
+        finally:
+            reservation.release()
         if outcome.status is Status.OK:
             return export_response(self.signal, outcome).SerializeToString()  # type: ignore[no-any-return]
         code = _GRPC_CODE_OF[outcome.status]
@@ -149,11 +171,13 @@ class OtlpGrpcServer:
         ingest: Ingest,
         retry_after_s: int,
         authenticator: Authenticator | None = None,
+        budget: InflightBudget | None = None,
     ) -> None:
         self.settings = settings
         self.ingest = ingest
         self.retry_after_s = retry_after_s
         self.authenticator = authenticator
+        self.budget = budget if budget is not None else InflightBudget(DEFAULT_MAX_INFLIGHT_BYTES)
         self._server: grpc.Server | None = None
         self.port: int | None = None
 
@@ -169,7 +193,9 @@ class OtlpGrpcServer:
         )
         handlers = []
         for signal, descriptor, servicer_cls in _SERVICES:
-            servicer = servicer_cls(_Export(signal, self.ingest, limit, self.retry_after_s, self.authenticator))
+            servicer = servicer_cls(
+                _Export(signal, self.ingest, limit, self.retry_after_s, self.authenticator, self.budget)
+            )
             method = grpc.unary_unary_rpc_method_handler(
                 servicer.Export, request_deserializer=None, response_serializer=None
             )

@@ -2,19 +2,20 @@
 
 Responses follow the OTLP/HTTP specification: the Export*ServiceResponse in the request's encoding
 on success, a ``google.rpc.Status`` with a message on failure, 429 with Retry-After when the
-pipeline is full. No input crashes the server; every refusal is counted by reason.
+pipeline is full or the receiver is already decoding ``max_inflight_bytes``, 503 with Retry-After
+when every worker is busy, 408 when a request does not arrive whole within ``request_timeout_s``.
+No input crashes the server; every refusal is counted by reason. Connections, workers and
+deadlines are handled by ``http_connections``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import ssl
-import threading
 import zlib
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +23,9 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
 from collectors.otlp.auth import Authenticator
-from collectors.otlp.config import HttpProtocol, split_endpoint
+from collectors.otlp.config import DEFAULT_MAX_INFLIGHT_BYTES, HttpProtocol, split_endpoint
+from collectors.otlp.http_connections import Connection, ConnectionLoop, DeadlineReader, SocketWriter
+from collectors.otlp.inflight import InflightBudget, Reservation
 from collectors.otlp.ingest import Encoding, Ingest, Outcome, Status, export_response
 from sovtel.records import Signal
 
@@ -103,58 +106,13 @@ def _inflate(body: bytes, coding: str, limit: int) -> bytes:
         raise _RefusalError(HTTPStatus.BAD_REQUEST, "bad_encoding", f"body is not valid {coding}: {exc}") from None
 
 
-class _Server(ThreadingHTTPServer):
-    """A thread per connection; tracks connections so shutdown can hang them up."""
-
-    daemon_threads = True
-    # Bind explicitly in OtlpHttpServer so a bad endpoint fails at start-up with a clear error.
-    allow_reuse_address = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        family: int,
-        settings: HttpProtocol,
-        ingest: Ingest,
-        retry_after_s: int,
-        authenticator: Authenticator | None = None,
-    ) -> None:
-        self.address_family = family
-        self.authenticator = authenticator
-        self.settings = settings
-        self.ingest = ingest
-        self.retry_after_s = retry_after_s
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.connections_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that vanishes mid-request is routine; the base class would print a traceback.
-        log.debug("connection from %s failed", client_address, exc_info=True)
-
-    def close_connections(self) -> None:
-        """Hang up kept-alive clients, so no handler thread serves a request after shutdown."""
-        with self.connections_lock:
-            conns = list(self.connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):  # already gone
-                conn.shutdown(socket.SHUT_RDWR)
-
-
 class _Handler(BaseHTTPRequestHandler):
-    """One client connection; each request is handled on the connection's thread."""
+    """One request of a client connection, served on a worker of the connection loop."""
 
-    server: _Server
+    server: OtlpHttpServer  # type: ignore[assignment]
+    request: Connection
+    rfile: DeadlineReader  # type: ignore[assignment]
+    wfile: SocketWriter  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
     # Answer even unparseable request lines (e.g. TLS sent to this plain port) with a status line;
     # the base class would reply HTTP/0.9-style with a bare body.
@@ -163,12 +121,42 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        super().setup()
-        # An idle or stalled client must not hold a thread for ever.
-        self.connection.settimeout(self.server.settings.read_timeout_s)
-        if isinstance(self.connection, ssl.SSLSocket):
-            # The handshake runs here, on the connection's thread, not in the accept loop.
-            self.connection.do_handshake()
+        # The connection outlives the handler: its reader keeps bytes read ahead for the next request.
+        self.connection = self.request.sock
+        self.rfile = self.request.reader
+        self.wfile = SocketWriter(self.connection, self.server.settings.read_timeout_s)
+        self._responded = False
+        self._reservation: Reservation | None = None
+        # What the base class sets while parsing; a request that times out before its line is parsed
+        # is still answered (408), which needs them.
+        self.command, self.requestline, self.request_version = "", "", self.default_request_version
+
+    def _release(self) -> None:
+        if self._reservation is not None:
+            self._reservation.release()
+
+    def handle(self) -> None:
+        """One request; a request that does not arrive whole before its deadline is answered 408 and closed."""
+        self.close_connection = True
+        try:
+            self.handle_one_request()
+        finally:
+            self._release()
+        if self.rfile.timed_out and not self._responded:
+            # handle_one_request swallowed the timeout; tell the client (if it still listens) and count it.
+            self.server.ingest.refused("request_timeout")
+            self.close_connection = True
+            self._send_status(
+                HTTPStatus.REQUEST_TIMEOUT,
+                code_pb2.DEADLINE_EXCEEDED,
+                f"the request did not arrive within request_timeout_s ({self.server.settings.request_timeout_s:g} s)"
+                f" or stalled for read_timeout_s ({self.server.settings.read_timeout_s:g} s)",
+                Encoding.JSON,
+                close=True,
+            )
+
+    def finish(self) -> None:
+        """Nothing to flush or close: the connection loop owns the socket."""
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -247,27 +235,50 @@ class _Handler(BaseHTTPRequestHandler):
                     "unsupported_encoding",
                     f"Content-Encoding {coding!r} is not supported; use gzip, deflate or none",
                 )
+            self._reservation = self.server.budget.try_reserve(0)
             body = self._read_body()
             if coding != "identity":
                 body = _inflate(body, coding, self.server.settings.max_body_bytes)
+                self._hold(len(body), close=False)
             if not body:
                 raise _RefusalError(HTTPStatus.BAD_REQUEST, "bad_data", "empty request body; send an export request")
         except _RefusalError as refusal:
             self.server.ingest.refused(refusal.reason)
             self._drain_if_unread(refusal)
+            self._release()
             code = code_pb2.INVALID_ARGUMENT if refusal.status < 500 else code_pb2.INTERNAL
             if refusal.status == HTTPStatus.UNAUTHORIZED:
                 code = code_pb2.UNAUTHENTICATED
+            elif refusal.status == HTTPStatus.TOO_MANY_REQUESTS:
+                code = code_pb2.RESOURCE_EXHAUSTED
             self._send_status(
                 refusal.status, code, refusal.message, encoding, close=refusal.close, headers=refusal.headers
             )
             return
         outcome = self.server.ingest.handle(signal, body, encoding, "http", tenant)
+        del body
+        # Released before answering: a client that sends its next request on the answer finds the room free.
+        self._release()
         self._answer(signal, outcome, encoding)
 
     # --- body ----------------------------------------------------------------------------
 
     _body_read = False
+
+    def _hold(self, size: int, close: bool) -> None:
+        """Hold ``size`` bytes of the in-flight budget for this request, or refuse it as retryable (429)."""
+        assert self._reservation is not None
+        if self._reservation.grow_to(size):
+            return
+        budget = self.server.budget
+        raise _RefusalError(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "inflight_bytes",
+            f"the receiver is decoding {budget.used} bytes of requests (max_inflight_bytes {budget.limit}); "
+            "retry later",
+            close=close,
+            headers={"Retry-After": str(self.server.retry_after_s)},
+        )
 
     def _read_body(self) -> bytes:
         limit = self.server.settings.max_body_bytes
@@ -291,6 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "too_large",
                 f"body of {length} bytes exceeds max_body_bytes ({limit} bytes)",
             )
+        self._hold(length, close=False)  # before reading: a refused body is drained, never held
         body = self.rfile.read(length)
         self._body_read = True
         if len(body) != length:
@@ -317,6 +329,7 @@ class _Handler(BaseHTTPRequestHandler):
                         f"chunked body exceeds max_body_bytes ({limit} bytes)",
                         close=True,
                     )
+                self._hold(len(out) + size, close=True)
                 chunk = self.rfile.read(size)
                 if len(chunk) != size or self.rfile.read(2) != b"\r\n":
                     raise ValueError
@@ -385,6 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, CONTENT_TYPES[encoding], headers)
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self._responded = True
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -409,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class OtlpHttpServer:
-    """The OTLP/HTTP listener: binds at ``start`` (fail fast), serves on its own thread."""
+    """The OTLP/HTTP listener: binds at ``start`` (fail fast), serves on a bounded pool of workers."""
 
     def __init__(
         self,
@@ -417,13 +431,14 @@ class OtlpHttpServer:
         ingest: Ingest,
         retry_after_s: int,
         authenticator: Authenticator | None = None,
+        budget: InflightBudget | None = None,
     ) -> None:
         self.settings = settings
         self.ingest = ingest
         self.retry_after_s = retry_after_s
         self.authenticator = authenticator
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self.budget = budget if budget is not None else InflightBudget(DEFAULT_MAX_INFLIGHT_BYTES)
+        self._loop: ConnectionLoop | None = None
         self.port: int | None = None
 
     def start(self) -> int:
@@ -436,35 +451,70 @@ class OtlpHttpServer:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        listener = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self._server = _Server(
-                (host, port), family, self.settings, self.ingest, self.retry_after_s, self.authenticator
-            )
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((host, port))
+            listener.listen(self.settings.listen_backlog)
         except OSError as exc:
+            listener.close()
             where = self.settings.endpoint
             raise OSError(exc.errno, f"cannot listen for OTLP/HTTP on {where}: {exc.strerror}") from exc
+        self.port = int(listener.getsockname()[1])
         if context is not None:
-            self._server.socket = context.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False
-            )
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            listener = context.wrap_socket(listener, server_side=True, do_handshake_on_connect=False)
+        self._loop = ConnectionLoop(
+            listener,
+            self._serve_connection,
+            self.ingest.refused,
+            workers=self.settings.max_workers,
+            max_pending=self.settings.max_pending_requests,
+            max_connections=self.settings.max_connections,
+            idle_timeout_s=self.settings.read_timeout_s,
+            refusal=_busy_answer(self.retry_after_s),
             name=f"otlp-http-{self.port}",
-            daemon=True,
         )
-        self._thread.start()
+        self._loop.start()
         return self.port
+
+    @property
+    def peak_busy_workers(self) -> int:
+        """The most workers ever busy at once (0 before start)."""
+        return self._loop.peak_busy if self._loop is not None else 0
+
+    def _serve_connection(self, conn: Connection) -> bool:
+        """Serve one request of ``conn`` on a worker; whether the connection stays open."""
+        conn.reader.start_request(self.settings.request_timeout_s)
+        try:
+            if not conn.handshaken:
+                # The TLS handshake runs here, on a worker, under the request's deadline.
+                conn.sock.settimeout(self.settings.request_timeout_s)
+                conn.sock.do_handshake()  # type: ignore[attr-defined]
+                conn.handshaken = True
+            handler = _Handler(conn, conn.address, self)  # type: ignore[arg-type]
+        finally:
+            conn.reader.end_request()
+        return not handler.close_connection
 
     def shutdown(self) -> None:
         """Stop accepting, hang up open connections, release the port; idempotent."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.stop()
+
+
+def _busy_answer(retry_after_s: int) -> bytes:
+    """The canned 503 the connection loop sends when no worker can take a request."""
+    status = status_pb2.Status(
+        code=code_pb2.UNAVAILABLE, message="the receiver is busy (every worker and wait slot is taken); retry later"
+    )
+    body: bytes = json_format.MessageToJson(status, indent=None).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Server: sovtel-otlp\r\n"
+        f"Content-Type: {CONTENT_TYPES[Encoding.JSON]}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Retry-After: {retry_after_s}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body

@@ -1,13 +1,18 @@
 """What every OTLP transport does with a request body: decode, hand to the consumer, count, classify.
 
 The transports (HTTP, gRPC) only map an ``Outcome`` to their own status codes, so both answer the
-same input the same way and count it under the same reason.
+same input the same way and count it under the same reason. Records the decoder rejects and rows
+the pipeline drops are reported as OTLP partial success (HTTP 200 / gRPC OK with
+``rejected_<records>`` and a message naming the first few and why): nothing is acknowledged that
+will not be stored. Changes to kept records (replaced times, truncated attributes) are told to the
+client as a partial-success warning (zero rejected, a message), as the OTLP specification allows.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,9 +23,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from collectors.otlp.decode import DecodeError, decode
-from collectors.otlp.otlp_json import decode_json
-from sovtel.component import Backpressure, Consumer, Rejected
+from collectors.otlp.decode import NOUNS, Decoded, DecodeError, decode_request
+from collectors.otlp.limits import DEFAULT_LIMITS, ORIGINAL_TIME, RecordLimits
+from collectors.otlp.otlp_json import decode_json_request
+from sovtel.component import Accepted, Backpressure, Consumer, Rejected
 from sovtel.records import Batch, Signal
 from sovtel.telemetry import ComponentTelemetry
 
@@ -49,7 +55,11 @@ class Status(enum.Enum):
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one export request."""
+    """The result of one export request.
+
+    ``dropped`` counts the records received that will not be stored (rejected by the decoder or
+    dropped by the pipeline); ``message`` says which and why, or warns of changes to kept records.
+    """
 
     status: Status
     accepted: int = 0
@@ -65,10 +75,12 @@ class Ingest:
         telemetry: ComponentTelemetry,
         consumers: Mapping[Signal, Consumer],
         meta: Mapping[str, str] | None = None,
+        limits: RecordLimits = DEFAULT_LIMITS,
     ) -> None:
         self.telemetry = telemetry
         self.consumers = dict(consumers)
         self.meta = dict(meta or {})
+        self.limits = limits
 
     def refused(self, reason: str) -> None:
         """Count a request refused before it reached ``handle`` (transport-level problems)."""
@@ -89,13 +101,18 @@ class Ingest:
         consumer = self.consumers.get(signal)
         if consumer is None:
             return self._refuse(Status.NO_PIPELINE, f"this receiver has no {signal.value} pipeline")
+        received_ns = time.time_ns()
         try:
-            table = decode(signal, body) if encoding is Encoding.PROTOBUF else decode_json(signal, body)
+            if encoding is Encoding.PROTOBUF:
+                decoded = decode_request(signal, body, limits=self.limits, received_ns=received_ns)
+            else:
+                decoded = decode_json_request(signal, body, limits=self.limits, received_ns=received_ns)
         except DecodeError as exc:
             return self._refuse(Status.BAD_DATA, str(exc))
         except Exception:  # a decoder bug must cost one request, not the server
             log.exception("decoding a %s %s request failed unexpectedly", transport, signal.value)
             return self._refuse(Status.INTERNAL, "internal error while decoding the request")
+        table = decoded.table
         rows = table.num_rows
         if rows == 0:
             return Outcome(Status.OK)
@@ -116,10 +133,39 @@ class Ingest:
         except Exception:
             log.exception("consumer of %s failed", signal.value)
             return self._refuse(Status.INTERNAL, "internal error in the pipeline")
+        # Counted only now: a request refused above is sent again, and would be counted twice.
         self.telemetry.received(signal.value, rows)
+        for reason, n in decoded.rejected_by.items():
+            self.telemetry.dropped(signal.value, n, reason)
+        for reason, n in decoded.removed.items():
+            self.telemetry.removed(signal.value, n, reason)
         dropped = min(max(result.dropped, 0), rows)
-        message = f"{dropped} of {rows} records were dropped by the pipeline" if dropped else ""
-        return Outcome(Status.OK, accepted=rows - dropped, dropped=dropped, message=message)
+        return Outcome(
+            Status.OK,
+            accepted=rows - dropped,
+            dropped=decoded.rejected + dropped,
+            message=partial_success_message(signal, decoded, result, dropped),
+        )
+
+
+def partial_success_message(signal: Signal, decoded: Decoded, result: Accepted, dropped: int) -> str:
+    """What the client is told: records rejected (the first few, where and why), rows the pipeline
+    dropped (by reason), and changes made to kept records; empty if none."""
+    noun = NOUNS[signal]
+    parts = []
+    if decoded.rejected:
+        parts.append(decoded.summary(noun))
+    if dropped:
+        why = ", ".join(f"{reason}: {n}" for reason, n in sorted(result.reasons.items()))
+        parts.append(
+            f"{dropped} of {decoded.table.num_rows} {noun} were dropped by the pipeline ({why or 'no reason given'})"
+        )
+    if decoded.removed:
+        changes = ", ".join(f"{reason}: {n}" for reason, n in sorted(decoded.removed.items()))
+        note = f"; replaced times keep the original in {ORIGINAL_TIME}" if any(
+            r.startswith("timestamp_clamped") for r in decoded.removed) else ""
+        parts.append(f"accepted with changes ({changes}{note})")
+    return "; ".join(parts)
 
 
 class TenantMismatch(Exception):
@@ -151,10 +197,11 @@ _RESPONSES: dict[Signal, tuple[type[Message], str]] = {
 
 
 def export_response(signal: Signal, outcome: Outcome) -> Message:
-    """The Export*ServiceResponse for a successful request, with partial_success if rows were dropped."""
+    """The Export*ServiceResponse for a successful request: partial_success if records were rejected, or
+    (zero rejected) to warn of changes made to the records kept."""
     cls, rejected_field = _RESPONSES[signal]
     response = cls()
-    if outcome.dropped:
+    if outcome.dropped or outcome.message:
         partial = response.partial_success  # type: ignore[attr-defined]
         setattr(partial, rejected_field, outcome.dropped)
         partial.error_message = outcome.message

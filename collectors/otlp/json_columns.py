@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -24,9 +24,10 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from collectors.otlp.attributes import Attributes, Cls, MessageOthers, Values
+from collectors.otlp.limits import DEFAULT_LIMITS, RecordLimits
 from collectors.otlp.log_columns import Logs
 from collectors.otlp.span_columns import Spans
-from collectors.otlp.tables import Locator, Records, nanos
+from collectors.otlp.tables import Locator, Records, capped, nanos
 
 INT64_MIN, INT64_MAX, UINT64_MAX, UINT32_MAX = -(2**63), 2**63 - 1, 2**64 - 1, 2**32 - 1
 # Doubles given as JSON integers convert exactly up to here; larger ones are left to protobuf.
@@ -235,7 +236,7 @@ class _AttributeColumns:
         self.keys: list[str] = []
         self.values = _ValueColumns()
 
-    def add(self, pairs: list[Any]) -> None:
+    def add(self, pairs: Sequence[Any]) -> None:
         for pair in pairs:
             kv = _obj(pair, _KEY_VALUE_KEYS)
             self.keys.append(_text(kv, "key"))
@@ -271,9 +272,14 @@ def _blocks(
         out.n += count
 
 
-def spans_from_json(root: Any) -> Spans:
-    """The spans of a parsed OTLP/JSON ExportTraceServiceRequest as columns; raises JsonIrregular."""
+def spans_from_json(root: Any, limits: RecordLimits = DEFAULT_LIMITS) -> Spans:
+    """The spans of a parsed OTLP/JSON ExportTraceServiceRequest as columns; raises JsonIrregular.
+
+    Attributes and events beyond the limits are dropped unread (and counted), so a span of 300,000
+    events costs what one of 128 does.
+    """
     out = Spans(Locator("resourceSpans", "scopeSpans", "spans"))
+    max_attributes, max_events = limits.max_attributes_per_record, limits.max_events_per_span
     trace_ids: list[str] = []
     span_ids: list[str] = []
     parent_ids: list[str] = []
@@ -301,10 +307,10 @@ def spans_from_json(root: Any) -> Spans:
         status = _obj(sp.get("status", {}), _STATUS_KEYS)
         codes.append(_enum(status, "code", _STATUS_CODES))
         messages.append(_text(status, "message"))
-        attributes.add(_list(sp, "attributes"))
+        attributes.add(capped(_list(sp, "attributes"), max_attributes, out.report, "attributes_over_limit"))
         if _list(sp, "links"):
             raise JsonIrregular("links (their ids need rewriting)")
-        for event in _list(sp, "events"):
+        for event in capped(_list(sp, "events"), max_events, out.report, "events_over_limit"):
             events.append(_message(event, Span.Event()))
             event_spans.append(len(names) - 1)
 
@@ -325,9 +331,10 @@ def spans_from_json(root: Any) -> Spans:
     return out
 
 
-def logs_from_json(root: Any) -> Logs:
+def logs_from_json(root: Any, limits: RecordLimits = DEFAULT_LIMITS) -> Logs:
     """The log records of a parsed OTLP/JSON ExportLogsServiceRequest as columns; raises JsonIrregular."""
     out = Logs(Locator("resourceLogs", "scopeLogs", "logRecords"))
+    max_attributes = limits.max_attributes_per_record
     times: list[int] = []
     observed: list[int] = []
     severities: list[int] = []
@@ -344,7 +351,7 @@ def logs_from_json(root: Any) -> Logs:
         severities.append(_enum(rec, "severityNumber", _SEVERITIES))
         severity_texts.append(_text(rec, "severityText"))
         bodies.add(rec.get("body", {}))
-        attributes.add(_list(rec, "attributes"))
+        attributes.add(capped(_list(rec, "attributes"), max_attributes, out.report, "attributes_over_limit"))
         _unsigned(rec, "droppedAttributesCount", UINT32_MAX)
         _unsigned(rec, "flags", UINT32_MAX)
         trace_ids.append(_hex_id(rec, "traceId", _HEX_32, optional=True))

@@ -19,10 +19,14 @@ from collectors.otlp.attributes import (
     project,
     values_from_messages,
 )
+from collectors.otlp.limits import DEFAULT_LIMITS, ORIGINAL_OBSERVED_TIME, ORIGINAL_TIME, Clock, RecordLimits
 from collectors.otlp.tables import (
     Locator,
     Records,
+    Report,
     Resources,
+    beyond_cap,
+    capped,
     hex_from_messages,
     hex_from_wire,
     nanos,
@@ -31,6 +35,7 @@ from collectors.otlp.tables import (
     spread_ints,
     timestamps,
     typed_columns,
+    with_entry,
 )
 from sovtel.records import LOG_SCHEMA
 
@@ -49,7 +54,7 @@ class Logs(Records):
     event_name: pa.Array
 
 
-def logs_from_wire(payload: bytes) -> Logs:
+def logs_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Logs:
     """The columnar path for log records; raises ``wire.IrregularError`` as ``spans_from_wire`` does."""
     req = wire.parse(views.LogsRecordsView, payload)
     out = Logs(Locator("resourceLogs", "scopeLogs", "logRecords"))
@@ -88,17 +93,23 @@ def logs_from_wire(payload: bytes) -> Logs:
     out.body = wire.values(b, body_start, body_end)
     sel = f.where(6, wire.WT_LEN)
     counts = np.bincount(f.rec[sel], minlength=n).astype(np.int64)
+    over = beyond_cap(counts, limits.max_attributes_per_record)
+    if over is not None:
+        out.report.removed["attributes_over_limit"] += int(over.sum())
+        sel = sel[~over]
+        counts = np.minimum(counts, limits.max_attributes_per_record)
     out.attributes = wire.keyvalues(b, f.start[sel], f.end[sel], counts)
     sel = f.singular(12, wire.WT_LEN)
     out.event_name = spread(n, f.rec[sel], b.strings(f.start[sel], f.end[sel]))
-    out.trace_id = hex_from_wire(b, f, 9, n, width=16, optional=True, field="traceId", locate=out.locate)
-    out.span_id = hex_from_wire(b, f, 10, n, width=8, optional=True, field="spanId", locate=out.locate)
+    out.trace_id = hex_from_wire(b, f, 9, n, width=16, optional=True, field="traceId", records=out)
+    out.span_id = hex_from_wire(b, f, 10, n, width=8, optional=True, field="spanId", records=out)
     return out
 
 
-def logs_from_messages(req: Any) -> Logs:
-    """The exact path: log record columns from a parsed ExportLogsServiceRequest."""
-    out = Logs(Locator("resourceLogs", "scopeLogs", "logRecords"))
+def logs_from_messages(req: Any, limits: RecordLimits = DEFAULT_LIMITS, report: Report | None = None) -> Logs:
+    """The exact path: log record columns from a parsed ExportLogsServiceRequest (``report`` as for spans)."""
+    out = Logs(Locator("resourceLogs", "scopeLogs", "logRecords"), report)
+    max_attributes = limits.max_attributes_per_record
     times: list[int] = []
     observed: list[int] = []
     severities: list[int] = []
@@ -120,7 +131,7 @@ def logs_from_messages(req: Any) -> Logs:
                 severities.append(rec.severity_number)
                 severity_texts.append(rec.severity_text)
                 bodies.append(rec.body)
-                groups.append(rec.attributes)
+                groups.append(capped(rec.attributes, max_attributes, out.report, "attributes_over_limit"))
                 trace_ids.append(rec.trace_id)
                 span_ids.append(rec.span_id)
                 event_names.append(rec.event_name)
@@ -132,14 +143,19 @@ def logs_from_messages(req: Any) -> Logs:
     out.severity_text = pa.array(severity_texts, pa.string())
     out.body = values_from_messages(bodies)
     out.attributes = attributes_from_messages(groups)
-    out.trace_id = hex_from_messages(trace_ids, width=16, optional=True, field="traceId", locate=out.locate)
-    out.span_id = hex_from_messages(span_ids, width=8, optional=True, field="spanId", locate=out.locate)
+    out.trace_id = hex_from_messages(trace_ids, width=16, optional=True, field="traceId", records=out)
+    out.span_id = hex_from_messages(span_ids, width=8, optional=True, field="spanId", records=out)
     out.event_name = pa.array(event_names, pa.string())
     return out
 
 
-def log_table(lg: Logs, now: int) -> pa.Table:
-    """The LOG_SCHEMA table of extracted log records; ``now`` stands in for missing times."""
+def log_table(lg: Logs, now: int, clock: Clock | None = None) -> pa.Table:
+    """The LOG_SCHEMA table of extracted log records; ``now`` stands in for missing times.
+
+    A missing time is the observed time, a missing observed time the time, and both missing the
+    receive time (OTLP's rule: the collector is then the observer). With ``clock``, a time too far
+    ahead counts as missing, its original kept in an attribute; without, times are kept as sent.
+    """
     n = lg.n
     proj = project(lg.attributes, semconv.LOG_ATTRIBUTES)
     # LogRecord.event_name is the current field; the event.name attribute (rank 1) is the older form.
@@ -148,8 +164,23 @@ def log_table(lg: Logs, now: int) -> pa.Table:
     proj.candidates.setdefault("event_name", []).append(
         (0, np.flatnonzero(has_name), event_name.filter(pa.array(has_name)))
     )
-    t = lg.time
-    o = np.where(lg.observed != 0, lg.observed, np.where(t != 0, t, np.uint64(now)))
+    t, observed = lg.time, lg.observed
+    log_attributes = proj.rest
+    if clock is not None:
+        now = clock.now
+        latest = np.uint64(clock.latest)
+        kept = ~lg.report.mask if lg.report.mask is not None else np.ones(n, np.bool_)
+        both_missing = int(((t == 0) & (observed == 0) & kept).sum())
+        if both_missing:
+            lg.report.removed["timestamp_clamped:zero"] += both_missing
+        for key, times in ((ORIGINAL_TIME, t), (ORIGINAL_OBSERVED_TIME, observed)):
+            late = np.flatnonzero(times > latest)
+            if len(late):
+                lg.report.removed["timestamp_clamped:future"] += int(kept[late].sum())
+                log_attributes = with_entry(log_attributes, late, key, [str(v) for v in times[late].tolist()])
+        t = np.where(t > latest, np.uint64(0), t)
+        observed = np.where(observed > latest, np.uint64(0), observed)
+    o = np.where(observed != 0, observed, np.where(t != 0, t, np.uint64(now)))
     t = np.where(t != 0, t, o)
     res = Resources(LOG_SCHEMA, lg.resources, lg.per_resource)
     typed = typed_columns(n, LOG_SCHEMA, [proj])
@@ -164,7 +195,7 @@ def log_table(lg: Logs, now: int) -> pa.Table:
         "severity_text": lg.severity_text,
         "body": lg.body.text(),
         "resource_attributes": res.attributes,
-        "log_attributes": proj.rest,
+        "log_attributes": log_attributes,
     }
     return schema_table(LOG_SCHEMA, n, columns)
 

@@ -17,7 +17,17 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from collectors import semconv
 from collectors.otlp.attributes import attributes_from_messages, project
-from collectors.otlp.tables import Resources, nanos, schema_table, timestamps, typed_columns
+from collectors.otlp.limits import ORIGINAL_TIME, Clock
+from collectors.otlp.tables import (
+    Report,
+    Resources,
+    nanos,
+    replace_times,
+    schema_table,
+    timestamps,
+    typed_columns,
+    with_entry,
+)
 from sovtel.records import METRIC_SCHEMA
 
 
@@ -86,16 +96,23 @@ def _power(base: float, exponent: int) -> float:
         return math.inf
 
 
-def metric_table(req: Any) -> pa.Table:
-    """The METRIC_SCHEMA table of a parsed ExportMetricsServiceRequest, one row per data point."""
+def metric_table(req: Any, clock: Clock | None = None, report: Report | None = None) -> pa.Table:
+    """The METRIC_SCHEMA table of a parsed ExportMetricsServiceRequest, one row per data point.
+
+    A histogram point whose bucket counts do not match its bounds is rejected in ``report`` (it is
+    still a row here; see ``tables.finish``). With ``clock``, a point time that is missing or too far
+    ahead becomes the receive time, the original kept in an attribute; without, times are kept as sent.
+    """
+    report = report if report is not None else Report()
     resources: list[Sequence[KeyValue]] = []
     per_resource: list[int] = []
     pts = _Points()
-    for rm in req.resource_metrics:
+    bad_histograms: dict[int, str] = {}
+    for r, rm in enumerate(req.resource_metrics):
         resources.append(rm.resource.attributes)
         before = len(pts.time)
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
+        for s, sm in enumerate(rm.scope_metrics):
+            for i, m in enumerate(sm.metrics):
                 which = m.WhichOneof("data")
                 if which == "gauge":
                     for p in m.gauge.data_points:
@@ -105,7 +122,13 @@ def metric_table(req: Any) -> pa.Table:
                     for p in m.sum.data_points:
                         pts.add(m, kind="sum", point=p, value=_number(p), monotonic=mono)
                 elif which == "histogram":
-                    for p in m.histogram.data_points:
+                    for k, p in enumerate(m.histogram.data_points):
+                        if len(p.bucket_counts) and len(p.bucket_counts) != len(p.explicit_bounds) + 1:
+                            bad_histograms[len(pts.time)] = (
+                                f"resourceMetrics[{r}].scopeMetrics[{s}].metrics[{i}].histogram.dataPoints[{k}]: "
+                                f"{len(p.bucket_counts)} bucket counts for {len(p.explicit_bounds)} explicit bounds "
+                                "(must be one more than the bounds)"
+                            )
                         pts.add(
                             m,
                             kind="histogram",
@@ -137,12 +160,24 @@ def metric_table(req: Any) -> pa.Table:
     proj = project(attributes_from_messages(pts.attrs), semconv.METRIC_ATTRIBUTES)
     res = Resources(METRIC_SCHEMA, resources, per_resource)
     typed = typed_columns(n, METRIC_SCHEMA, [proj])
+    if bad_histograms:
+        bad = np.zeros(n, np.bool_)
+        bad[list(bad_histograms)] = True
+        report.reject_rows(bad, "invalid_histogram", bad_histograms.__getitem__)
     t = nanos(pts.time)
+    start = nanos(pts.start)
+    attributes = proj.rest
+    if clock is not None:
+        sent = t
+        t, replaced = replace_times(t, clock, report)
+        attributes = with_entry(attributes, replaced, ORIGINAL_TIME, [str(v) for v in sent[replaced].tolist()])
+        # A start after the (possibly replaced) time is as unusable as a missing one.
+        start = np.where(start > t, np.uint64(0), start)
     columns = {
         **typed,
         **res.under(typed),
         "timestamp": timestamps(t),
-        "start_timestamp": timestamps(np.where(nanos(pts.start) != 0, nanos(pts.start), t)),
+        "start_timestamp": timestamps(np.where(start != 0, start, t)),
         "metric_name": pa.array(pts.name, pa.string()),
         "metric_kind": pa.array(pts.kind, pa.string()),
         "unit": pa.array(pts.unit, pa.string()),
@@ -153,7 +188,7 @@ def metric_table(req: Any) -> pa.Table:
         "bounds": pa.array(pts.bounds, pa.list_(pa.float64())),
         "bucket_counts": pa.array(pts.buckets, pa.list_(pa.uint64())),
         "resource_attributes": res.attributes,
-        "attributes": proj.rest,
+        "attributes": attributes,
     }
     return schema_table(METRIC_SCHEMA, n, columns)
 

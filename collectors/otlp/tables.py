@@ -6,7 +6,9 @@ and the exact path of every signal cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,16 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from collectors import semconv
 from collectors.otlp import wire
-from collectors.otlp.attributes import Candidate, IntArray, Projection, attributes_from_messages, project, resolve
+from collectors.otlp.attributes import (
+    BoolArray,
+    Candidate,
+    IntArray,
+    Projection,
+    attributes_from_messages,
+    project,
+    resolve,
+)
+from collectors.otlp.limits import Clock
 from sovtel.records import TIMESTAMP
 
 INT64_MAX = np.uint64(2**63 - 1)
@@ -26,8 +37,80 @@ _RECORD_OVER_RESOURCE = ("tenant_id", "tier")
 _RESOURCE_COLUMNS = ("service_name", "node", "tenant_id", "tier")
 
 
+# Reasons (with their records' places) an answer quotes; the count always covers every record.
+MAX_REASONS = 5
+
+
 class DecodeError(ValueError):
     """The payload is not a valid OTLP export request; the message says what is wrong and where."""
+
+
+class Report:
+    """What a request holds that will not be stored as sent: records rejected (with why), values removed.
+
+    Rejected records are left out of the table; the receiver reports them through OTLP partial
+    success. Removed values (truncated attributes, replaced times) are counted for telemetry.
+    """
+
+    def __init__(self) -> None:
+        self.mask: BoolArray | None = None  # table rows to leave out
+        self.rejected: Counter[str] = Counter()  # reason -> records
+        self.removed: Counter[str] = Counter()  # reason -> values
+        self._examples: list[tuple[int, str]] = []  # (record index, "where: what")
+
+    def reject_rows(self, bad: BoolArray, reason: str, describe: Callable[[int], str]) -> None:
+        """Leave out the rows where ``bad`` holds (a row rejected before counts once, under its first reason)."""
+        if self.mask is None:
+            self.mask = np.zeros(len(bad), np.bool_)
+        new = np.flatnonzero(bad & ~self.mask)
+        if not len(new):
+            return
+        self.mask[new] = True
+        self.rejected[reason] += len(new)
+        # The first few of each reason suffice: together they hold the first few of all.
+        self._examples.extend((i, describe(i)) for i in new[:MAX_REASONS].tolist())
+
+    def reject_records(self, count: int, reason: str, index: int, text: str) -> None:
+        """Count ``count`` records that never became rows (e.g. the data points of a corrupt metric)."""
+        self.rejected[reason] += count
+        if len(self._examples) < 4 * MAX_REASONS:
+            self._examples.append((index, text))
+
+    @property
+    def total(self) -> int:
+        """Records rejected."""
+        return sum(self.rejected.values())
+
+    def reasons(self) -> tuple[str, ...]:
+        """The first few reasons, in the order of the records in the request."""
+        return tuple(text for _i, text in sorted(self._examples)[:MAX_REASONS])
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded export request: the table of the records kept, and what was rejected or changed, and why."""
+
+    table: pa.Table
+    rejected: int = 0
+    reasons: tuple[str, ...] = ()  # the first few, each "where: what"
+    rejected_by: Mapping[str, int] = field(default_factory=dict)  # reason -> records
+    removed: Mapping[str, int] = field(default_factory=dict)  # reason -> values removed or times replaced
+
+    def summary(self, noun: str) -> str:
+        """'2 of 7 spans rejected: <first reasons>' (empty if nothing was rejected)."""
+        if not self.rejected:
+            return ""
+        more = self.rejected - len(self.reasons)
+        tail = f"; and {more} more" if more > 0 else ""
+        total = self.table.num_rows + self.rejected
+        return f"{self.rejected} of {total} {noun} rejected: {'; '.join(self.reasons)}{tail}"
+
+
+def finish(table: pa.Table, report: Report) -> Decoded:
+    """The table without its rejected rows, with the report."""
+    if report.mask is not None and report.mask.any():
+        table = table.filter(pa.array(~report.mask))
+    return Decoded(table, report.total, report.reasons(), dict(report.rejected), dict(report.removed))
 
 
 class Locator:
@@ -145,21 +228,24 @@ class Resources:
         return out
 
 
-def hex_from_messages(ids: Sequence[bytes], *, width: int, optional: bool, field: str, locate: Locator) -> pa.Array:
-    """Ids as lower-case hex strings, built in one pass; a wrong length is a DecodeError naming the record."""
+def hex_from_messages(ids: Sequence[bytes], *, width: int, optional: bool, field: str, records: Records) -> pa.Array:
+    """Ids as lower-case hex strings, built in one pass; a record whose id has a wrong length is rejected."""
     lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-    check_id_lengths(lengths, width=width, optional=optional, field=field, locate=locate)
+    check_id_lengths(lengths, width=width, optional=optional, field=field, records=records)
     return hex_array(lengths, b"".join(ids).hex().encode("ascii"))
 
 
-def check_id_lengths(lengths: IntArray, *, width: int, optional: bool, field: str, locate: Locator) -> None:
-    """Raise DecodeError naming the first record whose id has the wrong length."""
-    bad = lengths != width
+def check_id_lengths(lengths: IntArray, *, width: int, optional: bool, field: str, records: Records) -> BoolArray:
+    """Reject (in the records' report) those whose id has the wrong length; returns which they are."""
+    bad: BoolArray = lengths != width
     if optional:
         bad &= lengths != 0
     if bad.any():
-        i = int(np.argmax(bad))
-        raise DecodeError(f"{locate(i)}.{field}: must be {width} bytes, got {int(lengths[i])}")
+        locate = records.locate
+        records.report.reject_rows(
+            bad, "invalid_id", lambda i: f"{locate(i)}.{field}: must be {width} bytes, got {int(lengths[i])}"
+        )
+    return bad
 
 
 def hex_array(lengths: IntArray, text: bytes) -> pa.Array:
@@ -170,13 +256,24 @@ def hex_array(lengths: IntArray, text: bytes) -> pa.Array:
 
 
 def hex_from_wire(
-    b: wire.Buffer, f: wire.Fields, number: int, n: int, *, width: int, optional: bool, field: str, locate: Locator
+    b: wire.Buffer,
+    f: wire.Fields,
+    number: int,
+    n: int,
+    *,
+    width: int,
+    optional: bool,
+    field: str,
+    records: Records,
 ) -> pa.Array:
-    """An id field of scanned records as lower-case hex; a wrong length is a DecodeError."""
+    """An id field of scanned records as lower-case hex; a record whose id has a wrong length is rejected."""
     sel = f.singular(number, wire.WT_LEN)
     lengths = np.zeros(n, np.int64)
     lengths[f.rec[sel]] = f.end[sel] - f.start[sel]
-    check_id_lengths(lengths, width=width, optional=optional, field=field, locate=locate)
+    bad = check_id_lengths(lengths, width=width, optional=optional, field=field, records=records)
+    if bad.any():
+        lengths[bad] = 0  # the row is left out; an empty id keeps the column well formed meanwhile
+        sel = sel[~bad[f.rec[sel]]]
     present = sel[f.end[sel] > f.start[sel]]
     return hex_array(lengths, b.hex(f.start[present], width))
 
@@ -200,9 +297,71 @@ def spread_ints(n: int, rows: IntArray, values: npt.NDArray[Any], dtype: Any) ->
 class Records:
     """What both decode paths extract from a request, before the shared table assembly."""
 
-    def __init__(self, locate: Locator) -> None:
+    def __init__(self, locate: Locator, report: Report | None = None) -> None:
         self.locate = locate
+        self.report = report if report is not None else Report()
         self.resources: list[Sequence[KeyValue]] = []
         self.per_resource: list[int] = []
         self.n = 0
+
+
+def beyond_cap(counts: IntArray, cap: int) -> BoolArray | None:
+    """For elements grouped by owner in order (``counts[i]`` for owner i): which lie beyond the first ``cap``
+    of their owner; None if no owner has more than ``cap``."""
+    if not len(counts) or int(counts.max()) <= cap:
+        return None
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
+    return rank >= cap
+
+
+def capped(items: Sequence[Any], cap: int, report: Report, reason: str) -> Sequence[Any]:
+    """The first ``cap`` of ``items``, counting the rest as removed."""
+    if len(items) <= cap:
+        return items
+    report.removed[reason] += len(items) - cap
+    return items[:cap]
+
+
+def with_entry(maps: pa.Array, rows: IntArray, key: str, values: Sequence[str]) -> pa.Array:
+    """``maps`` (a map column) with the entry ``key`` → ``values[j]`` appended to row ``rows[j]``."""
+    if not len(rows):
+        return maps
+    offsets = maps.offsets.to_numpy().astype(np.int64)
+    lengths = np.diff(offsets)
+    extra = np.zeros(len(lengths), np.int64)
+    extra[rows] = 1
+    new_offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths + extra, out=new_offsets[1:])
+    # Old entries keep their order within the row; each new one goes after its row's old ones.
+    old = np.arange(int(offsets[0]), int(offsets[-1]), dtype=np.int64)
+    owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    source = np.empty(int(new_offsets[-1]), np.int64)
+    source[new_offsets[owner] + (old - offsets[owner])] = old
+    source[new_offsets[rows] + lengths[rows]] = len(maps.keys) + np.arange(len(rows), dtype=np.int64)
+    keys = pa.concat_arrays([maps.keys, pa.array([key] * len(rows), pa.string())]).take(pa.array(source))
+    items = pa.concat_arrays([maps.items, pa.array(list(values), pa.string())]).take(pa.array(source))
+    return pa.MapArray.from_arrays(pa.array(new_offsets.astype(np.int32)), keys, items, type=maps.type)
+
+
+def replace_times(
+    t: npt.NDArray[np.uint64], clock: Clock, report: Report, *, zero_reason: str | None = "timestamp_clamped:zero"
+) -> tuple[npt.NDArray[np.uint64], IntArray]:
+    """Times with those missing (0) or later than ``clock.latest`` replaced by ``clock.now``, counted.
+
+    Returns the new times and the rows replaced. ``zero_reason`` None leaves zeros alone (for a caller
+    with its own rule for missing times).
+    """
+    future = t > np.uint64(clock.latest)
+    zero = t == 0 if zero_reason is not None else np.zeros(len(t), np.bool_)
+    bad = future | zero
+    if not bad.any():
+        return t, np.zeros(0, np.int64)
+    # Rows already rejected are not stored, so nothing of theirs is counted as replaced.
+    kept = ~report.mask if report.mask is not None else np.ones(len(t), np.bool_)
+    if zero_reason is not None and (zero & kept).any():
+        report.removed[zero_reason] += int((zero & kept).sum())
+    if (future & kept).any():
+        report.removed["timestamp_clamped:future"] += int((future & kept).sum())
+    return np.where(bad, np.uint64(clock.now), t).astype(np.uint64), np.flatnonzero(bad)
 

@@ -60,6 +60,11 @@ _VARINT_TAG = np.zeros(256, np.bool_)
 _VARINT_TAG[[_TAG_BOOL, _TAG_INT]] = True
 
 _SHIFTS = [np.uint64(7 * k) for k in range(10)]
+# The lock-step scan costs one numpy pass per field position. Records with thousands of fields
+# while few others remain (one span with 300,000 events) would cost a pass per field: past this
+# many positions with fewer than _FEW_LIVE records left, the exact path (protobuf, in C) is cheaper.
+_MAX_LOCKSTEP = 1024
+_FEW_LIVE = 64
 _LOW7 = np.uint64(0x7F)
 _TAG_MAX = np.uint64(0xFFFFFFFF)
 
@@ -260,6 +265,8 @@ def scan(buf: npt.NDArray[np.uint8], start: IntArray, end: IntArray) -> Fields:
     chunks: list[tuple[IntArray, ...]] = []
     everyone = len(live) == len(pos)
     while len(live):
+        if len(chunks) > _MAX_LOCKSTEP and len(live) < _FEW_LIVE:
+            raise IrregularError(f"records with more than {_MAX_LOCKSTEP} fields")
         # While every record still has fields (the common case), skip the gathers by index.
         p = pos if everyone else pos[live]
         e = end if everyone else end[live]

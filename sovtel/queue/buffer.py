@@ -22,6 +22,7 @@ DEFAULT_BATCH_ROWS = 20_000
 DEFAULT_MAX_DELAY_S = 1.0
 DEFAULT_QUEUE_ROWS = 500_000
 DEFAULT_QUEUE_BYTES = 1024**3
+DEFAULT_RESERVE_BYTES = 4 * 1024**2
 
 
 class QueueConfig(ComponentConfig):
@@ -48,6 +49,18 @@ class QueueConfig(ComponentConfig):
         ge=1024 * 1024,
         description="Disk budget of the durable queue; beyond it receivers get 429.",
     )
+    min_free_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Free space the durable queue leaves on its filesystem: below it receivers get 429 before the "
+        "disk fills; unset: 5% of the filesystem, at most 1 GiB. Leave room for a store on the same disk.",
+    )
+    reserve_bytes: int = Field(
+        default=DEFAULT_RESERVE_BYTES,
+        ge=0,
+        description="Space pre-allocated next to the durable queue and released when the disk is full, so "
+        "delivered batches can still be deleted (0: no reserve).",
+    )
     directory: Path | None = Field(default=None, description="Where the durable queue lives (default data_dir/queue).")
 
     @model_validator(mode="after")
@@ -71,7 +84,8 @@ class QueueSettings:
     max_delay_s: float = DEFAULT_MAX_DELAY_S
     max_queue_rows: int = DEFAULT_QUEUE_ROWS
     retry_initial_s: float = 0.2
-    retry_max_s: float = 10.0
+    # Short enough that delivery resumes within seconds of a store coming back after a long outage.
+    retry_max_s: float = 5.0
 
     @classmethod
     def of(cls, config: QueueConfig | None) -> QueueSettings:

@@ -90,7 +90,12 @@ class QueuedExporter:
             raise Backpressure(f"exporter {self.name} is shutting down")
         if not checked and not self.buffer.fits(batch):
             raise Backpressure(f"exporter {self.name} queue is full ({self.buffer.pending_rows} records)")
-        self.buffer.put(batch)
+        try:
+            self.buffer.put(batch)
+        except Backpressure as exc:
+            # A durable buffer refuses (retryably) below its disk watermark or when the disk fails a write.
+            self.telemetry.refused(getattr(exc, "reason", "queue_full"))
+            raise
         pending = self.buffer.pending_rows
         self.telemetry.queue_depth(pending)
         if self.buffer.ready_rows >= self.settings.batch_rows:
@@ -118,14 +123,17 @@ class QueuedExporter:
                     self._cond.wait(0.5)
 
     def _run(self) -> None:
+        failures = 0
         while self._wait_for_group():
             try:
                 taken = self.buffer.take(self.settings.batch_rows)
             except Exception:  # a broken buffer read must not kill the worker; it is retried
-                log.exception("exporter %s: reading its queue failed; retrying", self.name)
+                self._log_retry(failures, "reading its queue failed")
                 with self._cond:
-                    self._cond.wait(self.settings.retry_initial_s)
+                    self._cond.wait(self._backoff(failures))
+                failures += 1
                 continue
+            failures = 0
             if taken is None:
                 continue
             delivered = self._deliver(taken.batch)
@@ -138,13 +146,26 @@ class QueuedExporter:
                 return
 
     def _ack(self, taken: Taken) -> None:
+        failures = 0
         while True:
             try:
                 self.buffer.ack(taken)
                 return
             except Exception:  # the export is done; forgetting it must eventually succeed
-                log.exception("exporter %s: removing an exported group from its queue failed; retrying", self.name)
-                time.sleep(self.settings.retry_initial_s)
+                self._log_retry(failures, "removing an exported group from its queue failed")
+                time.sleep(self._backoff(failures))
+                failures += 1
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures of the same queue operation."""
+        return float(min(self.settings.retry_initial_s * 2**min(failures, 16), self.settings.retry_max_s))
+
+    def _log_retry(self, failures: int, what: str) -> None:
+        """The first failure of a run with its traceback, then one line per ten, so a long fault does not flood."""
+        if failures == 0:
+            log.exception("exporter %s: %s; retrying", self.name, what)
+        elif failures % 10 == 0:
+            log.warning("exporter %s: %s (%d times in a row); retrying", self.name, what, failures + 1)
 
     def _deliver(self, batch: Batch) -> bool:
         """Export until SUCCESS or PERMANENT (True), or until an abandoning shutdown (False)."""

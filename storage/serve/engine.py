@@ -1,5 +1,7 @@
 """The store's one chDB engine and its connections: a fresh connection per request, named sessions
-with idle expiry, and the guard against chDB returning a failed query's partial output later.
+with idle expiry, the guard against chDB returning a failed query's partial output later, and the
+role profiles the engine enforces (ClickHouse settings profiles with constraints, from a users file
+the engine loads at start).
 """
 
 from __future__ import annotations
@@ -7,13 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
+from storage.serve.config import Role, RoleProfile
 from storage.serve.errors import (
     SESSION_IS_LOCKED,
     SESSION_NOT_FOUND,
@@ -113,9 +119,18 @@ class Connection:
 
 
 class Engine:
-    """The chDB engine on one store directory, owned by this process for its lifetime."""
+    """The chDB engine on one store directory, owned by this process for its lifetime.
 
-    def __init__(self, directory: Path) -> None:
+    With ``profiles``, the engine starts with a users file holding one settings profile per role that
+    has constraints; ``profile_name`` gives its name, and a connection that ``SET profile``s it is held
+    to those constraints by the engine itself (for ``SET``, ``SETTINGS`` clauses and URL settings alike):
+    ClickHouse merges the constraints of every profile a connection selects, so selecting another profile
+    later cannot drop them. The names carry a random part: a user cannot guess another role's profile.
+    """
+
+    def __init__(
+        self, directory: Path, profiles: Mapping[Role, RoleProfile] | None = None, max_server_memory: int | None = None
+    ) -> None:
         # Imported here: the CLI loads without paying for the engine.
         import chdb
 
@@ -123,14 +138,63 @@ class Engine:
         # chDB compares paths literally; every handle must use the same spelling.
         self.path = os.path.realpath(directory)
         self._chdb = chdb
+        self._config_dir: str | None = None
+        self._profile_names: dict[Role, str] = {}
+        target = self.path
+        if profiles or max_server_memory:
+            profiles = profiles or {}
+            suffix = secrets.token_hex(8)
+            self._profile_names = {role: f"sovtel_{role}_{suffix}" for role, profile in profiles.items()
+                                   if profile.effective_constraints()}
+            self._config_dir = tempfile.mkdtemp(prefix="sovtel-serve-engine-")
+            target = f"{self.path}?config-file={self._write_config(profiles, max_server_memory)}"
         try:
-            self._keepalive = chdb.connect(self.path)  # type: ignore[no-untyped-call]
+            self._keepalive = chdb.connect(target)  # type: ignore[no-untyped-call]
         except Exception as exc:
+            self._remove_config()
             if _held_by_another_process(Path(self.path) / "status"):
                 raise EngineStartError(f"cannot open the store {self.path}: another process is using it (chDB "
                                        "allows one process per directory; reach it through that process's "
                                        "sovtel serve)") from exc
+            if target != self.path:
+                raise EngineStartError(f"cannot open the store {self.path} with the role profiles (the engine's "
+                                       f"reason is printed above; an unknown setting name in profiles?): {exc}") \
+                    from exc
             raise EngineStartError(f"cannot open the store {self.path}: {exc}") from exc
+
+    def profile_name(self, role: Role) -> str | None:
+        """The engine's settings profile for ``role`` (None when the role has no constraints)."""
+        return self._profile_names.get(role)
+
+    def _write_config(self, profiles: Mapping[Role, RoleProfile], max_server_memory: int | None) -> str:
+        """Write the engine's configuration (a users file with the role profiles); returns its path."""
+        assert self._config_dir is not None
+        users_path = Path(self._config_dir) / "users.xml"
+        lines = ["<clickhouse>", "  <profiles>", "    <default/>"]
+        for role, name in self._profile_names.items():
+            lines += [f"    <{name}>", "      <constraints>"]
+            for setting, constraint in profiles[role].effective_constraints().items():
+                parts = [f"<min>{escape(str(constraint.min))}</min>" if constraint.min is not None else "",
+                         f"<max>{escape(str(constraint.max))}</max>" if constraint.max is not None else "",
+                         "<const/>" if constraint.const else ""]
+                lines.append(f"        <{setting}>{''.join(parts)}</{setting}>")
+            lines += ["      </constraints>", f"    </{name}>"]
+        # The engine's one user, as chDB has it without a users file: no password, every grant.
+        lines += ["  </profiles>", "  <users><default><no_password/><profile>default</profile>"
+                  "<networks><ip>::1</ip><ip>127.0.0.1</ip></networks></default></users>", "</clickhouse>", ""]
+        users_path.write_text("\n".join(lines), encoding="utf-8")
+        config_path = Path(self._config_dir) / "config.xml"
+        server_memory = (f"<max_server_memory_usage>{int(max_server_memory)}</max_server_memory_usage>"
+                         if max_server_memory else "")
+        config_path.write_text("<clickhouse><user_directories><users_xml><path>" + escape(str(users_path))
+                               + "</path></users_xml></user_directories>" + server_memory + "</clickhouse>\n",
+                               encoding="utf-8")
+        return str(config_path)
+
+    def _remove_config(self) -> None:
+        if self._config_dir is not None:
+            shutil.rmtree(self._config_dir, ignore_errors=True)
+            self._config_dir = None
 
     def connect(self) -> Connection:
         """A new connection with default settings."""
@@ -142,6 +206,7 @@ class Engine:
     def close(self) -> None:
         """Close the engine's own handle; idempotent."""
         self._keepalive.close()
+        self._remove_config()
 
 
 def _held_by_another_process(status: Path) -> bool:

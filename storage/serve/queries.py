@@ -20,14 +20,16 @@ from datetime import UTC, datetime
 
 from storage.serve.audit import AuditLog, AuditRecord, access_ids
 from storage.serve.auth import Authenticator, NoAuthentication, User, request_credentials
-from storage.serve.config import Limits, Role
+from storage.serve.config import Limits, Profiles, Role
 from storage.serve.engine import Connection, Engine, Sessions
 from storage.serve.errors import (
     ACCESS_DENIED,
     AUTHENTICATION_FAILED,
+    MEMORY_LIMIT_EXCEEDED,
     NETWORK_ERROR,
     READONLY,
     REQUIRED_PASSWORD,
+    SYNTAX_ERROR,
     TOO_MANY_SIMULTANEOUS_QUERIES,
     ServeError,
 )
@@ -43,6 +45,10 @@ log = logging.getLogger("sovtel.serve")
 
 _ERROR_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)(?:\s*\(version [^)]*\))?\.?\s*$")
 _DENIED_CODES = frozenset({ACCESS_DENIED, READONLY, REQUIRED_PASSWORD, AUTHENTICATION_FAILED})
+# A statement that selects a settings profile (SET profile = …, SETTINGS profile = …), in normalized text.
+_SELECTS_PROFILE = re.compile(r"(?is)(?:^\s*SET\b|\bSETTINGS\b).*\bprofile\s*=")
+# How much of the user's statement a syntax error quotes.
+QUOTED_STATEMENT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -90,20 +96,58 @@ class QueryService:
         authenticator: Authenticator | NoAuthentication,
         audit: AuditLog,
         limits: Limits,
+        profiles: Profiles | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.authenticator = authenticator
         self.audit = audit
         self.limits = limits
+        self.profiles = profiles if profiles is not None else Profiles()
+        self._role_running = {
+            role: (threading.BoundedSemaphore(n), n, self.profiles.of(role).queue_max_wait_ms / 1000) for role in Role
+            if (n := self.profiles.of(role).max_concurrent_queries) is not None
+        }
         self.sessions = Sessions(engine.connect, limits.max_sessions, clock)
         self._parsers: list[Connection] = []
         self._parsers_lock = threading.Lock()
         self._running = threading.BoundedSemaphore(limits.max_concurrent_queries)
         self._in_flight = 0
+        self._ran_since_purge = False
         self._idle = threading.Condition()
         with self._parser() as connection:
             self.facts = EngineFacts.read(connection)
+
+    def check_profiles(self) -> None:
+        """Start one connection per role, so a profile the engine rejects fails at start-up, not per query."""
+        for role in Role:
+            connection = self.engine.connect()
+            try:
+                self._prepare(connection, role, readonly_request=False)
+            except ServeError as exc:
+                raise ServeError(exc.code, f"profiles.{role}: {exc.text}", text=f"profiles.{role}: {exc.text}") \
+                    from exc
+            finally:
+                connection.close()
+
+    def release_memory(self, *, force: bool = False) -> bool:
+        """Hand the engine allocator's freed pages back to the system (``SYSTEM JEMALLOC PURGE``).
+
+        The allocator keeps what a large query freed; without this a refused memory hog would leave the
+        service's RSS at its peak. Runs when forced (after MEMORY_LIMIT_EXCEEDED) or when queries ran since
+        the last purge and none is running now. Returns whether it purged.
+        """
+        with self._idle:
+            if not force and (self._in_flight or not self._ran_since_purge):
+                return False
+            self._ran_since_purge = False
+        try:
+            with self._parser() as connection:
+                connection.query("SYSTEM JEMALLOC PURGE")
+        except ServeError as exc:  # engines built without jemalloc have nothing to purge
+            log.debug("purging the allocator failed: %s", exc)
+            return False
+        return True
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no request is being handled (at most ``timeout_s``); False if some still are."""
@@ -156,7 +200,10 @@ class QueryService:
             self.audit.write(record)
             with self._idle:
                 self._in_flight -= 1
+                self._ran_since_purge = True
                 self._idle.notify_all()
+            if record.code == MEMORY_LIMIT_EXCEEDED:
+                self.release_memory(force=True)
 
     def _fail(self, exc: ServeError, record: AuditRecord, headers: dict[str, str], reply: Reply) -> None:
         record.outcome = "denied" if exc.code in _DENIED_CODES else "error"
@@ -186,9 +233,21 @@ class QueryService:
         authorize(user.role, statement, user=user.name, method=request.method,
                   input_format=insert.format if insert else None,
                   engine_table_functions=self.facts.table_functions)
+        if user.role != Role.ADMIN and _SELECTS_PROFILE.search(statement.normalized):
+            # The engine keeps a role's constraints whatever profile is selected later; refusing the
+            # switch as well keeps the profile names out of reach.
+            raise ServeError(ACCESS_DENIED, f"{user.name}: Not enough privileges. Settings profiles are chosen by "
+                             "the user's role")
+        role_slots = self._role_running.get(user.role)
+        # As ClickHouse's queue_max_wait_ms: a burst (a dashboard's panels) waits briefly for a slot.
+        if role_slots is not None and not role_slots[0].acquire(timeout=role_slots[2]):
+            raise ServeError(TOO_MANY_SIMULTANEOUS_QUERIES, f"Too many simultaneous queries for role {user.role} "
+                             f"(user {user.name}). Maximum: {role_slots[1]}")
         if not self._running.acquire(blocking=False):
+            if role_slots is not None:
+                role_slots[0].release()
             raise ServeError(TOO_MANY_SIMULTANEOUS_QUERIES,
-                             f"Too many simultaneous queries (at most {self.limits.max_concurrent_queries})")
+                             f"Too many simultaneous queries. Maximum: {self.limits.max_concurrent_queries}")
         try:
             with self._connection(user, request.method, options, statement) as connection:
                 if insert is not None:
@@ -198,6 +257,8 @@ class QueryService:
                 else:
                     send_result(connection, text, statement, options, counters, headers, reply, started)
         finally:
+            if role_slots is not None:
+                role_slots[0].release()
             self._running.release()
 
     # ---- request options -----------------------------------------------------------------------
@@ -207,11 +268,15 @@ class QueryService:
     def _parse(self, text: bytes, params: dict[str, str]) -> Statement:
         """Classify a statement with the engine's parser; a statement that does not parse is refused."""
         literal = sql_string(text)
+        wrapper = (b"SELECT normalizeQuery(" + literal + b") AS q WHERE notEmpty(formatQuerySingleLine(" + literal
+                   + b"))")
         with self._parser() as connection:
             # formatQuery refuses multi-statements without running anything; only then may the
             # text follow EXPLAIN AST (which would run a second statement after a ';').
-            normalized = connection.text(b"SELECT normalizeQuery(" + literal + b") AS q WHERE notEmpty("
-                                         b"formatQuerySingleLine(" + literal + b")) FORMAT JSONEachRow")
+            try:
+                normalized = connection.text(wrapper + b" FORMAT JSONEachRow")
+            except ServeError as exc:
+                raise _about_statement(exc, wrapper, text) from exc
             tree = connection.text(b"EXPLAIN AST " + text, params)
         statement = classify(tree, trailing_format(text))
         shape = json.loads(normalized)["q"] if normalized.strip() else ""
@@ -251,8 +316,9 @@ class QueryService:
         if options.session_id is None:
             connection = self.engine.connect()
             try:
-                self._prepare(connection, user.role, readonly_request=method == "GET")
-                self._apply(connection, options, statement, None)
+                early = options.settings if user.role == Role.READER else {}
+                self._prepare(connection, user.role, readonly_request=method == "GET", url_settings=early)
+                self._apply(connection, replace(options, settings={}) if early else options, statement, None)
                 yield connection
             finally:
                 connection.close()
@@ -280,8 +346,27 @@ class QueryService:
                     broken = True
             self.sessions.release(session, broken=broken)
 
-    @staticmethod
-    def _prepare(connection: Connection, role: Role, *, readonly_request: bool) -> None:
+    def _prepare(
+        self, connection: Connection, role: Role, *, readonly_request: bool, url_settings: dict[str, str] | None = None
+    ) -> None:
+        """Start a connection as ``role``: its engine profile (constraints), its settings, then the role's mode.
+
+        A reader's connection is read-only (``readonly = 1``), which forbids changing any setting; as with
+        ClickHouse's ``changeable_in_readonly``, a reader's URL settings that its profile constrains are
+        applied just before, so the engine checks them against the constraints (452 beyond them).
+        """
+        profile = self.profiles.of(role)
+        name = self.engine.profile_name(role)
+        if name is not None:
+            connection.query(b"SET profile = " + sql_string(name.encode()))
+        if profile.settings:
+            connection.query(b"SET " + b", ".join(_assignment(k, v) for k, v in profile.settings.items()))
+        if url_settings:
+            changeable = profile.effective_constraints()
+            for key in url_settings:
+                if key not in changeable or changeable[key].const:
+                    raise ServeError(READONLY, f"Cannot modify '{key}' setting in readonly mode")
+            connection.query(b"SET " + b", ".join(_assignment(k, v) for k, v in url_settings.items()))
         for statement in ROLE_SETTINGS[role]:
             connection.query(statement)
         if readonly_request and role != Role.READER:
@@ -333,3 +418,33 @@ class QueryService:
             row = json.loads(line)
             found[row["name"]] = (row["value"], bool(row["changed"]))
         return found
+
+
+def _assignment(name: str, value: object) -> bytes:
+    """``name = value`` for a SET statement (numbers as they are, anything else as a string literal)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{name} = {value}".encode()
+    return name.encode() + b" = " + sql_string(str(value).encode("utf-8", "surrogateescape"))
+
+
+def _about_statement(error: ServeError, wrapper: bytes, text: bytes) -> ServeError:
+    """A parse error of the service's own parsing query, told about the user's statement instead.
+
+    The engine's positions already count in the user's text (it is parsed as a string argument);
+    only the scope it names is the wrapper, which is replaced by (the start of) the user's statement.
+    """
+    if error.code != SYNTAX_ERROR:
+        return error
+    scope = ": In scope " + wrapper.decode("utf-8", "replace")
+    quoted = " ".join(text.decode("utf-8", "replace").split())
+    if len(quoted) > QUOTED_STATEMENT_CHARS:
+        quoted = quoted[:QUOTED_STATEMENT_CHARS] + "…"
+    message = error.text
+    at = message.find(scope)
+    if at < 0:
+        at = message.find(": In scope SELECT normalizeQuery(")
+    if at < 0:
+        return error
+    end = message.rfind(". (SYNTAX_ERROR)")
+    tail = message[end:] if end > at else ". (SYNTAX_ERROR)"
+    return ServeError(SYNTAX_ERROR, "", text=message[:at] + ": In query: " + quoted + tail)

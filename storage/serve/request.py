@@ -30,6 +30,10 @@ TRANSPORT_PARAMS = frozenset({
     "add_http_cors_header", "stacktrace",
 })
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A streamed result is held back until this much of it is ready (ClickHouse's ``buffer_size``, 1 MiB by
+# default), so a query that fails early still gets an error status instead of a 200 with partial rows.
+DEFAULT_RESPONSE_BUFFER = 1 << 20
+MAX_RESPONSE_BUFFER = 64 << 20
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Options:
     wait_end_of_query: bool = False
     coding: str | None = None
     zlib_level: int = DEFAULT_ZLIB_LEVEL
+    buffer_bytes: int = DEFAULT_RESPONSE_BUFFER
 
 
 def read_options(
@@ -103,6 +108,11 @@ def read_options(
     compress = http_compression if enabled is None else enabled not in ("", "0", "false")
     if compress:
         options.coding = choose_coding(headers.get("Accept-Encoding"))
+    if params.get("buffer_size"):
+        try:
+            options.buffer_bytes = min(MAX_RESPONSE_BUFFER, max(0, int(params["buffer_size"])))
+        except ValueError:
+            raise ServeError(BAD_ARGUMENTS, f"Invalid buffer_size {params['buffer_size']!r}") from None
     level = params.get("http_zlib_compression_level")
     if level:
         try:

@@ -8,7 +8,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -158,22 +157,48 @@ def _stream(
     reply: Reply,
     started: float,
 ) -> None:
-    """Send a SELECT's result block by block as the engine produces it."""
+    """Send a SELECT's result block by block as the engine produces it.
+
+    The first ``options.buffer_bytes`` of output are held back: a result that fits is sent whole (with
+    its final summary), and a query that fails before the buffer fills gets an error status. Only a
+    failure after that ends a 200 body with ClickHouse's tagged exception block.
+    """
     blocks = connection.stream(text, fmt, options.params)
-    first = next(blocks, None)  # errors before any output still get a proper status
-    if first is None and fmt == ARROW_STREAM:
-        # An empty result still needs its schema, which only a whole run writes: run it again.
-        _select_whole(connection, text, fmt, options, counters, headers, reply, started)
-        return
-    if first is None:
+    splice = _ArrowSplice() if fmt == ARROW_STREAM else None
+    held: list[Any] = []  # the engine's chunks, kept alive while views of them wait in ``pending``
+    pending: list[memoryview | bytes] = []
+    size = 0
+    for chunk in blocks:
+        held.append(chunk)
+        _count(counters, chunk)
+        payload = chunk.get_memview().view()
+        for piece in (splice.add(payload) if splice is not None else (payload,)):
+            pending.append(piece)
+            size += len(piece)
+        if size > options.buffer_bytes:
+            break
+    else:
+        if not held and fmt == ARROW_STREAM:
+            # An empty result still needs its schema, which only a whole run writes: run it again.
+            _select_whole(connection, text, fmt, options, counters, headers, reply, started)
+            return
+        if splice is not None:
+            pending.append(splice.end())
+            size += len(_IPC_END)
+        counters.result_bytes = size
         headers["X-ClickHouse-Summary"] = counters.summary(time.perf_counter() - started)
-        reply.send(headers, b"", coding=None, zlib_level=options.zlib_level)
+        body = b"".join(pending)
+        reply.send(headers, body, coding=options.coding if body else None, zlib_level=options.zlib_level)
         return
     headers["X-ClickHouse-Summary"] = counters.summary(time.perf_counter() - started)
     headers["X-ClickHouse-Exception-Tag"] = uuid.uuid4().hex
     reply.begin(headers, coding=options.coding, zlib_level=options.zlib_level)
-    splice = _ArrowSplice() if fmt == ARROW_STREAM else None
-    for chunk in _chain([first], blocks):
+    for piece in pending:
+        counters.result_bytes += len(piece)
+        reply.write(piece)
+    pending.clear()
+    held.clear()
+    for chunk in blocks:
         _count(counters, chunk)
         payload = chunk.get_memview().view()
         for piece in (splice.add(payload) if splice is not None else (payload,)):
@@ -203,11 +228,6 @@ def _select_whole(
     counters.result_bytes = len(payload)
     headers["X-ClickHouse-Summary"] = counters.summary(time.perf_counter() - started)
     reply.send(headers, payload, coding=options.coding if payload else None, zlib_level=options.zlib_level)
-
-
-def _chain(first: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
-    yield from first
-    yield from rest
 
 
 def _count(counters: Counters, result: Any) -> None:

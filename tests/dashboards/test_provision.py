@@ -21,6 +21,7 @@ from dashboards.provision import (
     provision,
     provision_grafana,
 )
+from tests.app.test_query import closed_port, run_sovtel
 
 
 class FakeGrafana:
@@ -203,3 +204,58 @@ def test_job_sends_nothing_for_unusable_urls(grafana: tuple[FakeGrafana, str], c
         provision_grafana(ProvisionOptions(grafana_url=url, token="t", clickhouse_url=clickhouse,
                                            prometheus_url=prometheus))
     assert state.auth == set()
+
+
+def test_an_unreachable_grafana_is_one_line() -> None:
+    """`dashboards provision` against a port nothing listens on: one stderr line naming the URL, exit 1."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    code, lines, stderr = run_sovtel("dashboards", "provision", "--url", url, "--token", "env:SOVTEL_TEST_TOKEN",
+                                     "--clickhouse-url", "http://reader@127.0.0.1:8123", env={"SOVTEL_TEST_TOKEN": "t"})
+    assert code == 1
+    assert "Traceback" not in stderr
+    assert lines == [f"sovtel dashboards provision: Grafana at {url} cannot be reached: Connection refused"], stderr
+
+
+def test_a_server_that_is_not_grafana_is_one_line() -> None:
+    """A loopback server answering HTML instead of Grafana's API gives one line and exit 1, not a traceback."""
+
+    class Html(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = b"<html><body>\\n<h1>Welcome</h1>\\n</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(dashboards_group, ["provision", "--url", url, "--token", "env:SOVTEL_TEST_TOKEN",
+                                                       "--clickhouse-url", "http://reader@127.0.0.1:8123"],
+                                    env={"SOVTEL_TEST_TOKEN": "t"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.strip().splitlines() == [
+        f"sovtel dashboards provision: Grafana at {url}: the answer to a folder request is not Grafana's API "
+        "(is the URL Grafana's?)"]
+
+
+def test_render_from_a_store_that_does_not_answer_is_one_line(tmp_path) -> None:
+    """`dashboards render` from a store URL nothing answers on exits 1 in one line and writes no page."""
+    code, lines, stderr = run_sovtel("dashboards", "render", "--store", f"http://reader@127.0.0.1:{closed_port()}",
+                                     "--out", str(tmp_path / "page"))
+    assert code == 1 and "Traceback" not in stderr
+    assert len(lines) == 1 and lines[0].startswith("sovtel dashboards render: cannot open store"), stderr
+    assert not (tmp_path / "page" / "index.html").exists()
+    missing = CliRunner().invoke(dashboards_group, ["render", "--store", str(tmp_path / "none"), "--out",
+                                                    str(tmp_path / "page")])
+    assert missing.exit_code == 2 and "no such directory" in missing.stderr

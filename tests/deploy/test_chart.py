@@ -15,7 +15,7 @@ import yaml
 
 from processors.keyring import KeyRing
 from retention.config import parse_jobs_config
-from sovtel.config import parse_config
+from sovtel.config import ConfigError, parse_config
 from tests.deploy.chart import (
     CHART,
     CRD_KINDS,
@@ -253,6 +253,34 @@ class TestCollector:
             for pipeline in cfg["service"]["pipelines"].values():
                 permitted = {t for e in pipeline["exporters"] for t in cfg["exporters"][e]["tiers"]}
                 assert set(pipeline["tiers"]) == permitted
+
+    @pytest.mark.parametrize("value_set", VALUE_SETS)
+    def test_rendered_configs_carry_the_residency(self, value_set):
+        """service.country and service.sovereign_jurisdictions come from residency, so sovtel checks each
+        tier's jurisdiction against them at start-up."""
+        docs = rendered(value_set)
+        residency = _effective(example_values(value_set))["residency"]
+        for component in ("collector", "gateway"):
+            cfg = parse_config(config_map_file(docs, f"{RELEASE}-{component}", "sovtel.yaml"))
+            assert cfg.service.country == residency["country"].upper()
+            assert cfg.service.sovereign_jurisdictions == [c.upper() for c in residency["sovereign"]]
+
+    def test_a_local_tier_outside_the_country_fails_sovtels_validation(self):
+        """A local-tier store in the US with residency.country DE renders, but sovtel refuses the config,
+        naming the exporter's jurisdiction."""
+        docs = render(merged("default", **{"tiers.local.jurisdiction": "us"}))
+        data = config_map_file(docs, f"{RELEASE}-collector", "sovtel.yaml")
+        with pytest.raises(ConfigError) as err:
+            parse_config(data)
+        assert any(e.startswith("exporters.clickhouse/local.jurisdiction: jurisdiction 'US' is outside the "
+                                "operator's country (DE") for e in err.value.errors), err.value.errors
+
+    @pytest.mark.parametrize(("key", "value"), [("tiers.local.jurisdiction", "Germany"),
+                                                ("residency.country", "EU1")])
+    def test_schema_rejects_free_text_jurisdictions(self, key, value):
+        """values.schema.json accepts only two-letter codes or EEA where a jurisdiction belongs."""
+        with pytest.raises(helm_python.HelmValuesError):
+            render(merged("default", **{key: value}))
 
     def test_gateway_scales_with_an_hpa(self):
         """The gateway Deployment leaves its replica count to a CPU-based HorizontalPodAutoscaler."""

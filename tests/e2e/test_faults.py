@@ -76,7 +76,8 @@ def service_config(dsn: str, db: str, data_dir: Path, max_queue_bytes: int) -> d
                                      "queue": {"durable": True, "batch_rows": 500, "max_delay_s": 0.05,
                                                "max_queue_bytes": max_queue_bytes}}},
         "service": {"data_dir": str(data_dir), "telemetry": {"metrics": {"enabled": False}},
-                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["clickhouse"]}}},
+                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["clickhouse"],
+                                             "unminimised": "test of the delivery path"}}},
     }
 
 
@@ -205,7 +206,8 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         "exporters": {"clickhouse": {"path": str(store_dir),
                                      "queue": {"durable": True, "batch_rows": 2000, "max_delay_s": 0.2}}},
         "service": {"data_dir": str(data_dir), "telemetry": {"metrics": {"enabled": False}},
-                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["clickhouse"]}}},
+                    "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["clickhouse"],
+                                             "unminimised": "test of the delivery path"}}},
     }))
     log = tmp_path / "collector.log"
     proc = _start_collector(cfg, log)

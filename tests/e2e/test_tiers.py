@@ -22,7 +22,7 @@ from tests.collectors.otlp.builders import add_attributes
 
 RUN = 0x7133
 TAGS = {"cloud.region": "eu-de-1", "deployment.environment": "prod"}
-SINKS = {"local": "de", "sovereign": "eu", "public": "global"}
+SINKS = {"local": "de", "sovereign": "eu", "public": "us"}
 
 # (case, resource attributes, span attributes, expected tier)
 CASES: list[tuple[str, dict[str, str], dict[str, str], str]] = [
@@ -53,9 +53,11 @@ def tier_config(dsn: str, db: str, data_dir: Path) -> dict[str, Any]:
         "exporters": exporters,
         "service": {
             "data_dir": str(data_dir),
+            "country": "DE",
             "telemetry": {"metrics": {"enabled": False}},
             "pipelines": {
-                "traces": {"receivers": ["otlp"], "processors": ["classify"], "exporters": names},
+                "traces": {"receivers": ["otlp"], "processors": ["classify"], "exporters": names,
+                           "unminimised": "test of tier routing"},
                 "metrics": {"receivers": ["otlp"], "processors": ["classify"], "exporters": names},
             },
         },
@@ -197,8 +199,10 @@ def test_invalid_tier_routing_fails_validation(exporters: dict[str, Any], pipeli
 def test_valid_tier_routing_passes_validation() -> None:
     """A pipeline whose every tier has a permitted sink (and every sink a carried tier) is valid."""
     raw = {"receivers": {"otlp": {}},
-           "exporters": {"clickhouse/de": {"host": "ch.de.example", "tiers": ["local", "sovereign"]},
+           "exporters": {"clickhouse/de": {"host": "ch.de.example", "tiers": ["local", "sovereign"],
+                                           "jurisdiction": "DE"},
                          "clickhouse/pub": {"host": "ch.example", "tiers": ["public"]}},
-           "service": {"pipelines": {"traces": {"receivers": ["otlp"],
-                                                "exporters": ["clickhouse/de", "clickhouse/pub"]}}}}
+           "service": {"country": "DE", "pipelines": {"traces": {"receivers": ["otlp"],
+                                                "exporters": ["clickhouse/de", "clickhouse/pub"],
+                                                "unminimised": "test of tier routing"}}}}
     assert len(parse_config(raw).service.pipelines) == 1

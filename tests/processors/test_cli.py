@@ -14,6 +14,7 @@ from processors import dp
 from retention.dp_ledger import ClickHouseLedger
 from storage.backend import Store, StoreConfig
 from storage.migrate import SchemaSettings, migrate
+from tests.app.test_query import closed_port, run_sovtel
 
 KEY = "cli-test-pii-key-0123456789abcdef"
 
@@ -67,7 +68,7 @@ class TestScrub:
             "receivers:\n  otlp: {}\nprocessors:\n  pii:\n    key: env:OTHER_PII_KEY\n    ner: 'off'\n"
             f"exporters:\n  clickhouse:\n    path: {tmp_path / 'store'}\n"
             "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      processors: [pii]\n"
-            "      exporters: [clickhouse]\n"
+            "      exporters: [clickhouse]\n      unminimised: test of the pii key\n"
         )
         line = '{"text": "anna@example.de"}\n'
         default = scrub(runner, line)[1][0]
@@ -143,3 +144,21 @@ class TestBudget:
         """Without --store, --url or a config the command explains what is missing (exit 2)."""
         result = CliRunner().invoke(cli, ["privacy", "budget"])
         assert result.exit_code == 2 and "--store" in result.stderr
+
+
+class TestUnreachableStore:
+    @pytest.mark.parametrize("command", ["budget", "release", "set-budget"])
+    def test_a_store_that_does_not_answer_is_one_line(self, command: str) -> None:
+        """`privacy budget|release|set-budget` with a store URL nothing answers on: one stderr line, exit 1."""
+        extra = ["--epsilon", "1"] if command == "set-budget" else []
+        code, lines, stderr = run_sovtel("privacy", command, "--url", f"http://reader@127.0.0.1:{closed_port()}",
+                                         *extra)
+        assert code == 1
+        assert "Traceback" not in stderr
+        assert len(lines) == 1 and lines[0].startswith(f"sovtel privacy {command}: cannot open store"), stderr
+
+    def test_a_missing_key_ring_is_one_line(self, tmp_path: Path) -> None:
+        """`keys list` on a ring file that does not exist says so in one line and exits 1."""
+        code, lines, stderr = run_sovtel("keys", "list", "--ring", str(tmp_path / "missing.yaml"))
+        assert code == 1 and "Traceback" not in stderr
+        assert len(lines) == 1 and "cannot read" in lines[0], stderr

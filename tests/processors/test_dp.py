@@ -122,6 +122,22 @@ class TestRelease:
         assert ledger.charge("b", W, 0.5, "r")
         assert not ledger.charge("a", W, 0.1, "r")
 
+    def test_caps_apply_per_tenant(self) -> None:
+        """With caps, each tenant is held to its own cap and its status is measured against it."""
+        caps = {"a": dp.BudgetCap(0.2, 86_400)}
+        ledger = dp.BudgetLedger(dp.InMemoryLedger(), 1.0, caps=lambda t: caps.get(t, dp.BudgetCap(1.0, 86_400)))
+        assert ledger.charge("a", W, 0.2, "r") and not ledger.charge("a", W, 0.1, "r")
+        assert ledger.charge("b", W, 0.9, "r")
+        assert {(s.tenant_id, s.budget) for s in ledger.status()} == {("a", 0.2), ("b", 1.0)}
+
+    def test_a_new_window_length_does_not_forget_earlier_charges(self) -> None:
+        """Charges of a day window count against a week window that contains it (no fresh budget)."""
+        backend = dp.InMemoryLedger()
+        daily = dp.BudgetLedger(backend, 1.0, 86_400)
+        assert daily.charge("a", daily.window_of(W), 1.0, "r")
+        weekly = dp.BudgetLedger(backend, 1.0, 7 * 86_400)
+        assert not weekly.charge("a", weekly.window_of(W), 0.1, "r")
+
 
 class TestLedgerPersistence:
     def test_spent_budget_survives_a_restart(self, chdb_dsn: str, unique_db: str) -> None:

@@ -289,7 +289,8 @@ def test_service_with_a_missing_ner_model_fails_at_start(monkeypatch: pytest.Mon
             "service": {
                 "data_dir": str(tmp_path / "data"),
                 "telemetry": {"metrics": {"enabled": False}},
-                "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["pii"], "exporters": ["clickhouse"]}},
+                "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["pii"], "exporters": ["clickhouse"],
+                                         "unminimised": "test of the processor lifecycle"}},
             },
         }
     )

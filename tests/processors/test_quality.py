@@ -242,7 +242,8 @@ class TestConfig:
         base: dict[str, Any] = {
             "receivers": {"otlp": {}}, "exporters": {"clickhouse": {"path": "store"}},
             "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["quality"],
-                                                 "exporters": ["clickhouse"]}}},
+                                                 "exporters": ["clickhouse"],
+                                                 "unminimised": "test of the quality processor"}}},
         }
         try:
             cfg = parse_config({**base, "processors": {"quality": {"scorers": ["refusal", "groundedness"]}}})

@@ -32,16 +32,18 @@ def _heartbeats(store, db: str, node: str, times: list[dt.datetime]) -> None:
 def _healthy(dbs, guard) -> Ledger:
     """Five documented requests in one (tenant, node, model) group and a heartbeat every minute for an hour."""
     store, db = dbs.store, dbs.tiers[0]
+    # The heartbeats end now, not when the suite started: a slow run must not look like a silent collector.
+    now = dt.datetime.now(dt.UTC)
     ledger = Ledger(store, dbs.aiact, guard=guard)
     AiActStore(store, dbs.aiact, ledger, guard).register_model(ModelVersion(
         model="m-1", version="1", hyperparameters={"temperature": 0.2}, training_data="public corpus",
         deployment_config={"gpus": 1}, documentation="model card"))
     insert_spans(store, db, [
-        {"ts": NOW - 10 * MINUTE, "tenant_id": "t1", "node": "gpu-1", "request_model": "m-1",
+        {"ts": now - 10 * MINUTE, "tenant_id": "t1", "node": "gpu-1", "request_model": "m-1",
          "response_model": "m-1", "input_messages": '[{"role":"user","content":"<EMAIL_ADDRESS:3f2a9c> asks"}]'}
         for _ in range(5)
     ])
-    _heartbeats(store, db, "gpu-1", [NOW - i * MINUTE for i in range(59, -1, -1)])
+    _heartbeats(store, db, "gpu-1", [now - i * MINUTE for i in range(59, -1, -1)])
     return ledger
 
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from app.cli import cli
 from retention import jobs as retention_jobs
 from retention.erasure import ErasureReport, TableErasure
+from tests.app.test_query import closed_port, run_sovtel
 from tests.retention.conftest import NOW, count, insert_spans, stop_ttl_merges
 
 
@@ -163,3 +164,16 @@ class TestAiActCommands:
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["files"]["tables/model_versions.jsonl"]["rows"] == 1
         assert manifest["files"]["ledger.jsonl"]["rows"] == manifest["ledger"]["entries"] == 3
+
+
+class TestUnreachableStore:
+    @pytest.mark.parametrize("args", [
+        ("retention", "status"), ("audit", "verify"), ("aiact", "export", "--out", "{tmp}/bundle"),
+    ], ids=["retention", "audit", "aiact"])
+    def test_a_store_that_does_not_answer_is_one_line(self, args, tmp_path):
+        """A store URL nothing answers on gives one stderr line and exit 1 for each group, never a traceback."""
+        url = f"http://reader@127.0.0.1:{closed_port()}"
+        code, lines, stderr = run_sovtel(*(a.format(tmp=tmp_path) for a in args), "--url", url)
+        assert code == 1
+        assert "Traceback" not in stderr
+        assert len(lines) == 1 and lines[0].startswith("sovtel: store failed: cannot open store"), stderr

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from app.cli import cli
 from processors import dp
 from retention.dp_ledger import LEDGER_TABLE, budget_status, ledger_for
+from retention.dp_policy import BudgetPolicy
 from retention.dp_release import ReleaseOptions, release_spans
 from sovtel.records import Signal, table_from_columns
 from storage.backend import Store, open_store
@@ -129,3 +130,93 @@ class TestReleaseCommand:
         code, out = release(chdb_dir, spans_db, *args)
         assert code == 2
         assert needle in out
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(cli, list(args))
+    return r.exit_code, r.stdout, r.stderr
+
+
+def _max_spent(chdb_dsn: str, db: str) -> float:
+    """The most epsilon any tenant was charged in one budget window."""
+    store = open_store({"dsn": chdb_dsn})
+    try:
+        rows = store.query_rows(f"SELECT max(s) FROM (SELECT sum(epsilon) AS s FROM {db}.privacy_budget "
+                                "WHERE outcome = 'charged' GROUP BY tenant_id, window_start)")
+    finally:
+        store.close()
+    return float(rows[0][0] or 0.0)
+
+
+class TestBudgetPolicy:
+    def test_no_flag_spends_beyond_the_cap_in_force(self, chdb_dir: Path, chdb_dsn: str, spans_db: str) -> None:
+        """After refusals at the default cap of 3, `--budget 100` is refused (exit 2) and nothing more is spent."""
+        for _ in range(3):
+            release(chdb_dir, spans_db, "--epsilon", "1.0")
+        code, out = release(chdb_dir, spans_db, "--epsilon", "1.0")
+        assert code == 1 and "refused 2 tenant-window(s)" in out
+        code, out = release(chdb_dir, spans_db, "--epsilon", "1.0", "--budget", "100")
+        assert code == 2
+        assert "above the cap in force (3 epsilon" in out and "set-budget" in out
+        code, out = release(chdb_dir, spans_db, "--budget-window-s", "60")
+        assert code == 2 and "budget policy" in out
+        assert _max_spent(chdb_dsn, spans_db) == pytest.approx(3.0)
+        status = CliRunner().invoke(cli, ["privacy", "budget", "--store", str(chdb_dir), "--database", spans_db])
+        assert "budget: 3 epsilon per tenant per 86400 s window (the default" in status.stdout
+
+    def test_lowering_is_allowed_without_ceremony_and_holds(self, chdb_dir: Path, chdb_dsn: str,
+                                                            spans_db: str) -> None:
+        """`set-budget` may lower the cap without actor or reason; every later release is held to it."""
+        code, out, err = _invoke("privacy", "set-budget", "--store", str(chdb_dir), "--database", spans_db,
+                                 "--aiact-database", f"{spans_db}_aiact", "--epsilon", "1.5")
+        assert code == 0, err
+        assert "3 per 86400 s -> 1.5 per 86400 s (lower)" in out
+        release(chdb_dir, spans_db, "--epsilon", "1.0")
+        code, out = release(chdb_dir, spans_db, "--epsilon", "1.0")
+        assert code == 1 and "refused 2 tenant-window(s)" in out
+        assert _max_spent(chdb_dsn, spans_db) <= 1.5 + 1e-9
+        # --budget lowers further for one run, and cannot go back above 1.5.
+        assert release(chdb_dir, spans_db, "--epsilon", "0.1", "--budget", "2")[0] == 2
+
+    def test_a_run_can_lower_the_cap_with_budget(self, chdb_dir: Path, spans_db: str) -> None:
+        """`--budget 0.5` below the cap in force makes a release of epsilon 1 refused for this run."""
+        code, out = release(chdb_dir, spans_db, "--epsilon", "1.0", "--budget", "0.5")
+        assert code == 1 and "refused 2 tenant-window(s)" in out
+
+    def test_raising_needs_actor_and_reason_and_is_ledgered(self, chdb_dir: Path, chdb_dsn: str,
+                                                            spans_db: str) -> None:
+        """A raise without actor or reason is refused; with both, the ledger entry comes first and the cap holds."""
+        where = ["--store", str(chdb_dir), "--database", spans_db, "--aiact-database", f"{spans_db}_aiact"]
+        code, _, err = _invoke("privacy", "set-budget", *where, "--epsilon", "5")
+        assert code == 2 and "--actor and --reason" in err
+        code, _, err = _invoke("privacy", "set-budget", *where, "--epsilon", "3", "--window-s", "3600")
+        assert code == 2 and "administrative act" in err  # a shorter window is a raise too
+        code, _, err = _invoke("privacy", "set-budget", "--store", str(chdb_dir), "--database", spans_db,
+                               "--aiact-database", "no_such_ledger", "--epsilon", "5", "--actor", "dpo",
+                               "--reason", "quarterly report needs finer aggregates")
+        assert code == 2 and "AI-Act ledger" in err
+        code, out, err = _invoke("privacy", "set-budget", *where, "--epsilon", "4", "--actor", "dpo",
+                                 "--reason", "quarterly report needs finer aggregates")
+        assert code == 0, err
+        assert "(raise); ledger entry" in out
+        store = open_store({"dsn": chdb_dsn})
+        try:
+            (action, actor, payload), = store.query_rows(
+                f"SELECT action, actor, payload FROM {spans_db}_aiact.ledger ORDER BY seq DESC LIMIT 1")
+            (seq,), = store.query_rows(f"SELECT max(seq) FROM {spans_db}_aiact.ledger")
+            (policy_seq,), = store.query_rows(f"SELECT ledger_seq FROM {spans_db}.privacy_budget_policy")
+        finally:
+            store.close()
+        assert (action, actor) == ("dp.budget.raise", "dpo")
+        assert '"reason":"quarterly report needs finer aggregates"' in payload and '"per_window":4.0' in payload
+        assert policy_seq == seq
+        for _ in range(5):
+            release(chdb_dir, spans_db, "--epsilon", "1.0")
+        assert _max_spent(chdb_dsn, spans_db) == pytest.approx(4.0)
+
+    def test_a_longer_window_does_not_start_a_fresh_budget(self, store: Store, spans_db: str) -> None:
+        """Charges made under a one-day window still count after the window is lengthened to a week."""
+        assert release_spans(store, last_hour(spans_db, epsilon=1.0, budget_per_window=1.0)).ok
+        BudgetPolicy(store, spans_db).set(dp.BudgetCap(1.0, 7 * 86_400), actor="dpo", ledger=None)
+        again = release_spans(store, last_hour(spans_db, epsilon=1.0))
+        assert sorted(t for t, _ in again.refused) == ["t-a", "t-b"]

@@ -95,13 +95,14 @@ class TestAuditJobs:
 
     def test_checkpoint_then_verify(self, aiact_session: JobSession, signing_key: tuple[object, Path, str],
                                     tmp_path: Path) -> None:
-        """A signed head verifies; the verification covers the access entry the verification itself wrote."""
+        """A signed head verifies read-only first; the read is then recorded as the entry after the head."""
         _, public, ref = signing_key
         record_incident(aiact_session, Incident(incident_id="INC-1", model="m", summary="timeouts"))
         signed = sign_ledger_head(aiact_session, CheckpointOptions(tmp_path / "cp", ref))
         assert signed.path.exists() and signed.checkpoint.seq == 1
         checked = verify_ledger_job(aiact_session, CheckpointOptions(tmp_path / "cp", public_key=public))
-        assert checked.ok and checked.verification.entries == 2 and checked.verification.checkpoints == 1
+        assert checked.ok and checked.verification.entries == 1 and checked.verification.checkpoints == 1
+        assert checked.access_seq == 2 and checked.access_refused is None
 
     def test_an_empty_ledger_has_nothing_to_checkpoint(self, aiact_session: JobSession,
                                                        signing_key: tuple[object, Path, str], tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from types import ModuleType
 import pyarrow as pa
 import pytest
 
-from sovtel.component import Backpressure, ComponentConfig, ComponentContext, Consumer, ExportResult, Rejected
+from sovtel.component import Accepted, Backpressure, ComponentConfig, ComponentContext, Consumer, ExportResult, Rejected
 from sovtel.config import ComponentSpec, Config, ServiceConfig
 from sovtel.pipeline import Pipeline, Service
 from sovtel.queue import QueuedExporter, QueueSettings
@@ -382,3 +382,106 @@ class TestProcessorLifecycle:
         assert exporter.started and exporter.shutdowns == 1
         assert receiver.consumers == {}  # no receiver was started: no data reached a half-started pipeline
         assert svc.exporters == {} and svc.pipelines == {}
+
+
+def hex_spans(n: int, start: int = 0, age_days: float = 0.0) -> Batch:
+    """``n`` spans with valid OTLP ids (hex) and a timestamp ``age_days`` ago."""
+    ts = time.time_ns() - int(age_days * 86_400e9)
+    return Batch(Signal.TRACES, table_from_columns(Signal.TRACES, {
+        "trace_id": [f"{0xAB:016x}{i:016x}" for i in range(start, start + n)],
+        "span_id": [f"{i + 1:016x}" for i in range(start, start + n)],
+        "timestamp": [ts] * n,
+    }))
+
+
+class TestResendsAndRetention:
+    def pipeline(self, **kwargs: object) -> tuple[Pipeline, QueuedExporter, Telemetry]:
+        tel = Telemetry()
+        q = QueuedExporter("ch", RecordingExporter(), tel.component("ch"),
+                           QueueSettings(max_delay_s=60, batch_rows=10**6))
+        return Pipeline("traces", Signal.TRACES, [], [q], tel.component("p"), **kwargs), q, tel  # type: ignore[arg-type]
+
+    def test_a_resent_request_is_queued_once_and_answered_as_accepted(self) -> None:
+        """Spans sent again within the window are dropped as duplicates, counted, and not reported to the client."""
+        p, q, tel = self.pipeline()
+        assert p.consume(hex_spans(100)) == Accepted(100, 0, {})
+        again = p.consume(hex_spans(100))
+        assert (again.accepted, again.dropped, dict(again.reasons)) == (100, 0, {})
+        overlap = p.consume(hex_spans(100, start=50))
+        assert overlap.dropped == 0
+        assert q.queued_rows == 150
+        assert tel.total("sovtel_dropped_records_total", component="p", reason="duplicate") == 150
+        assert tel.total("sovtel_queued_records_total", component="p") == 150
+
+    def test_a_span_repeated_inside_one_request_is_queued_once(self) -> None:
+        """Two rows with the same trace and span id in one batch are one span."""
+        p, q, _ = self.pipeline()
+        batch = hex_spans(10)
+        p.consume(batch.replace(pa.concat_tables([batch.table, batch.table.slice(0, 4)])))
+        assert q.queued_rows == 10
+
+    def test_a_request_refused_for_backpressure_is_not_remembered(self) -> None:
+        """After a 429 nothing was queued, so the client's retry must be stored, not taken for a duplicate."""
+        tel, exp = Telemetry(), RecordingExporter()
+        q = QueuedExporter("ch", exp, tel.component("ch"),
+                           QueueSettings(max_delay_s=60, batch_rows=10**6, max_queue_rows=150))
+        q.start()
+        p = Pipeline("traces", Signal.TRACES, [], [q], tel.component("p"))
+        p.consume(hex_spans(100, start=1000))
+        with pytest.raises(Backpressure):
+            p.consume(hex_spans(100))
+        assert q.flush(30)  # the store drains the queue; the client retries
+        p.consume(hex_spans(100))
+        assert q.flush(30)
+        q.shutdown()
+        assert exp.rows == 200
+
+    def test_rows_without_valid_ids_are_never_deduplicated(self) -> None:
+        """Rows whose ids are not OTLP hex (no identity) are all kept, however often they come."""
+        p, q, _ = self.pipeline()
+        p.consume(spans(5))
+        p.consume(spans(5))
+        assert q.queued_rows == 10
+
+    def test_dedup_can_be_disabled(self) -> None:
+        """With dedup disabled every resend is queued again (the pre-window behaviour)."""
+        from sovtel.dedup import DedupConfig
+
+        p, q, _ = self.pipeline(dedup=DedupConfig(enabled=False))
+        p.consume(hex_spans(10))
+        p.consume(hex_spans(10))
+        assert q.queued_rows == 20
+
+    def test_rows_older_than_the_retention_are_reported_not_queued(self) -> None:
+        """Rows the sink's TTL would delete on arrival are dropped, counted and reported in Accepted.reasons."""
+        import datetime as dt
+
+        p, q, tel = self.pipeline(retention={"ch": dt.timedelta(days=30)})
+        result = p.consume(pa_concat(hex_spans(3, age_days=0), hex_spans(2, start=10, age_days=31)))
+        assert (result.accepted, result.dropped, dict(result.reasons)) == (5, 2, {"older_than_retention": 2})
+        assert q.queued_rows == 3
+        assert tel.total("sovtel_dropped_records_total", component="p", reason="older_than_retention") == 2
+        again = p.consume(pa_concat(hex_spans(3, age_days=0), hex_spans(2, start=10, age_days=31)))
+        assert dict(again.reasons) == {"older_than_retention": 2}  # a resend gets the same answer
+        assert q.queued_rows == 3
+
+    def test_a_resent_log_request_gets_its_first_answer_and_is_queued_once(self) -> None:
+        """Log records have no ids: an identical request within the window replays the first answer."""
+        import datetime as dt
+
+        tel = Telemetry()
+        q = QueuedExporter("ch", RecordingExporter(), tel.component("ch"),
+                           QueueSettings(max_delay_s=60, batch_rows=10**6))
+        p = Pipeline("logs", Signal.LOGS, [], [q], tel.component("p"), retention={"ch": dt.timedelta(days=30)})
+        now = time.time_ns()
+        logs = Batch(Signal.LOGS, table_from_columns(Signal.LOGS, {
+            "body": ["a", "b", "c"], "timestamp": [now, now, now - 40 * 86_400 * 10**9]}))
+        first = p.consume(logs)
+        assert (first.dropped, dict(first.reasons)) == (1, {"older_than_retention": 1})
+        assert p.consume(logs) == first
+        assert q.queued_rows == 2
+        assert tel.total("sovtel_dropped_records_total", component="p", reason="duplicate") == 2
+
+
+def pa_concat(*batches: Batch) -> Batch:
+    return batches[0].replace(pa.concat_tables([b.table for b in batches]))

@@ -8,15 +8,18 @@ from types import SimpleNamespace
 
 import pytest
 
+from sovtel.jurisdictions import COUNTRIES, JurisdictionError, normalise, within
 from sovtel.records import Batch, Signal, table_from_columns
 from sovtel.routing import (
     TIERS,
+    Residency,
     RouteLog,
     Router,
     SinkPolicy,
     check_tiers,
     identifiable,
     normalise_tiers,
+    residency_problems,
     route_counter,
     route_problems,
     sink_policy,
@@ -125,11 +128,17 @@ class TestRouter:
     ("config", "policy"),
     [
         (object(), SinkPolicy()),
-        (type("C", (), {"tiers": ["public"], "jurisdiction": "eu"})(), SinkPolicy("eu", frozenset({"public"}))),
+        (type("C", (), {"tiers": ["public"], "jurisdiction": "eu"})(), SinkPolicy("EU", frozenset({"public"}))),
+        (SimpleNamespace(tiers=["local"], jurisdiction=" de ", host="ch.de.example"),
+         SinkPolicy("DE", frozenset({"local"}), on_node=False)),
+        (SimpleNamespace(tiers=None, jurisdiction=None, dsn="chdb:///var/lib/sovtel/store"), SinkPolicy()),
+        (SimpleNamespace(tiers=None, jurisdiction="mars", dsn="https://ch.example:8443"),
+         SinkPolicy("mars", frozenset(TIERS), on_node=False)),
     ],
 )
 def test_sink_policy_from_config(config: object, policy: SinkPolicy) -> None:
-    """An exporter config without tier fields permits all tiers; declared fields are used as given."""
+    """An exporter config without tier fields permits all tiers; a jurisdiction code is normalised to upper
+    case (an unknown one kept as written, for validation to report), and a server is not on the node."""
     assert sink_policy(config) == policy
     assert policy.tiers <= ALL
 
@@ -165,3 +174,77 @@ class TestRouteProblems:
         """check_tiers prefixes each unknown tier with where it was written."""
         assert check_tiers(["local", "secret"], "line 3: tiers") == [
             "line 3: tiers: unknown tier 'secret' (use local, sovereign, public)"]
+
+
+class TestJurisdictionCodes:
+    """Jurisdictions are ISO 3166-1 alpha-2 codes plus the EU and EEA groups, whatever the case."""
+
+    @pytest.mark.parametrize(("given", "code"), [("de", "DE"), (" Eu ", "EU"), ("eea", "EEA"), ("US", "US")])
+    def test_codes_are_normalised(self, given: str, code: str) -> None:
+        """Case and surrounding blanks do not matter; the stored code is upper case."""
+        assert normalise(given) == code
+
+    @pytest.mark.parametrize(("given", "hint"), [
+        ("global", "ISO 3166-1 alpha-2"), ("UK", "writes GB"), ("EL", "writes GR"), ("xx", "EU / EEA"),
+        ("Germany", "such as DE"),
+    ])
+    def test_free_text_is_refused_with_a_hint(self, given: str, hint: str) -> None:
+        """Anything but a known code is an error that says what to write instead."""
+        with pytest.raises(JurisdictionError, match=hint):
+            normalise(given)
+
+    def test_a_group_is_not_a_country(self) -> None:
+        """Where only a country will do (the operator's country), EU is refused."""
+        with pytest.raises(JurisdictionError, match="not a country"):
+            normalise("eu", countries_only=True)
+
+    def test_every_assigned_country_is_known(self) -> None:
+        """All 249 assigned ISO 3166-1 alpha-2 codes are accepted."""
+        assert len(COUNTRIES) == 249 and {"DE", "FR", "NO", "CH", "US", "GB"} <= COUNTRIES
+
+    @pytest.mark.parametrize(("code", "allowed", "inside"), [
+        ("DE", ["EU"], True), ("EU", ["EEA"], True), ("EEA", ["EU"], False), ("NO", ["EU", "EEA"], True),
+        ("NO", ["EU"], False), ("CH", ["EU", "EEA"], False), ("US", ["DE"], False), ("DE", ["DE"], True),
+        ("EU", ["DE"], False),
+    ])
+    def test_within_compares_the_countries_covered(self, code: str, allowed: list[str], inside: bool) -> None:
+        """A code lies within others when every country it covers is covered by them."""
+        assert within(code, allowed) is inside
+
+
+class TestResidencyProblems:
+    """Each tier a sink permits must be allowed to live in the sink's jurisdiction."""
+
+    @pytest.mark.parametrize(
+        ("sink", "residency", "needles"),
+        [
+            # The issue's case: a US store permitting local and sovereign.
+            ({"jurisdiction": "us", "tiers": ["local", "sovereign"], "host": "h"}, Residency("DE"),
+             ["'US' is outside the operator's country (DE", "'US' is outside EU, EEA"]),
+            ({"jurisdiction": "de", "tiers": ["local", "sovereign", "public"], "host": "h"}, Residency("DE"), []),
+            ({"jurisdiction": "EU", "tiers": ["local"], "host": "h"}, Residency("DE"),
+             ["'EU' is outside the operator's country"]),
+            ({"jurisdiction": "EU", "tiers": ["sovereign", "public"], "host": "h"}, Residency("DE"), []),
+            ({"jurisdiction": "EEA", "tiers": ["sovereign"], "host": "h"}, Residency("DE", ("EU",)),
+             ["'EEA' is outside EU (service.sovereign_jurisdictions)"]),
+            ({"jurisdiction": "CH", "tiers": ["sovereign"], "host": "h"}, Residency("DE", ("EEA", "CH")), []),
+            ({"jurisdiction": "US", "tiers": ["public"], "host": "h"}, Residency("DE"), []),
+            ({"jurisdiction": "global", "tiers": ["public"], "host": "h"}, Residency("DE"),
+             ["unknown jurisdiction 'global'"]),
+            ({"jurisdiction": "DE", "tiers": ["local"], "host": "h"}, Residency(),
+             ["service.country is not set"]),
+            ({"tiers": ["sovereign"], "host": "h"}, Residency("DE"), ["must declare its jurisdiction"]),
+            ({"tiers": ["public"], "host": "h"}, Residency("DE"), []),
+            ({"tiers": None, "path": "/store"}, Residency(), []),
+            ({"tiers": None, "path": "/store"}, Residency("US"),
+             ["store on the node (in US, service.country) is outside EU, EEA"]),
+        ],
+    )
+    def test_each_mismatch_is_named(self, sink: dict[str, object], residency: Residency,
+                                    needles: list[str]) -> None:
+        """A mismatch names the code, where the tier must stay and the setting that says so; fits pass."""
+        config = SimpleNamespace(**{"jurisdiction": None, "host": None, "dsn": None, "path": None, **sink})
+        problems = residency_problems({"clickhouse/x": config}, residency)
+        assert [name for name, _ in problems] == ["clickhouse/x"] * len(needles)
+        for (_, problem), needle in zip(problems, needles, strict=True):
+            assert needle in problem, problem

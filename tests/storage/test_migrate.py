@@ -16,7 +16,8 @@ from storage.backend import Store, StoreConfig
 from storage.migrate import MigrationError, SchemaSettings, load_migrations, migrate, render
 
 TIER_TABLES = {
-    "spans", "logs", "metrics", "token_usage", "token_usage_mv", "gpu_metrics", "pipeline_health", "_migrations"
+    "spans", "logs", "metrics", "token_usage", "token_usage_mv", "gpu_metrics", "pipeline_health", "_migrations",
+    "privacy_budget", "privacy_budget_policy",
 }
 AIACT_TABLES = {"model_versions", "evaluations", "usage_daily", "incidents", "ledger", "_migrations"}
 

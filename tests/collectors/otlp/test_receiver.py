@@ -37,6 +37,13 @@ class TestConfig:
         assert cfg.protocols.grpc.max_message_bytes == cfg.protocols.http.max_body_bytes == 16 * 1024 * 1024
         assert cfg.protocols.grpc.enabled and cfg.protocols.http.enabled
 
+    def test_load_limit_defaults(self):
+        """The HTTP load limits and the shared in-flight budget have bounded defaults."""
+        http, cfg = Config().protocols.http, Config()
+        assert (http.listen_backlog, http.max_workers, http.max_pending_requests) == (1024, 16, 256)
+        assert (http.max_connections, http.request_timeout_s, http.read_timeout_s) == (4096, 30.0, 30.0)
+        assert cfg.max_inflight_bytes == 64 * 1024 * 1024
+
     @pytest.mark.parametrize(
         ("data", "words"),
         [
@@ -50,6 +57,12 @@ class TestConfig:
             ({"protocols": {"grpc": {"endpoint": "127.0.0.1:5000"}, "http": {"endpoint": "127.0.0.1:5000"}}}, "share"),
             ({"protocols": {"thrift": {}}}, "Extra inputs"),
             ({"retry_after_s": -1}, "greater than or equal"),
+            ({"protocols": {"http": {"max_workers": 0}}}, "greater than or equal to 1"),
+            ({"protocols": {"http": {"request_timeout_s": 0}}}, "greater than 0"),
+            ({"protocols": {"http": {"max_pending_requests": -1}}}, "greater than or equal to 0"),
+            ({"protocols": {"http": {"listen_backlog": 70000}}}, "less than or equal to 65535"),
+            ({"protocols": {"http": {"max_connections": 0}}}, "greater than or equal to 1"),
+            ({"max_inflight_bytes": 0}, "greater than 0"),
         ],
     )
     def test_invalid_configuration_is_refused(self, data, words):

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import clickhouse_connect
 import pytest
+import yaml
 
 from tests.waiting import DEADLINE_S, wait_until
 
@@ -129,7 +130,9 @@ class ServedStore:
             self.proc.wait(10)
 
 
-def users_yaml(limits: Mapping[str, int] | None = None) -> tuple[str, dict[str, str]]:
+def users_yaml(
+    limits: Mapping[str, int] | None = None, profiles: Mapping[str, Any] | None = None
+) -> tuple[str, dict[str, str]]:
     """The users file text and the environment its env: references need."""
     lines = ["users:"]
     env: dict[str, str] = {}
@@ -144,12 +147,20 @@ def users_yaml(limits: Mapping[str, int] | None = None) -> tuple[str, dict[str, 
     if limits:
         lines.append("limits:")
         lines += [f"  {k}: {v}" for k, v in limits.items()]
-    return "\n".join(lines) + "\n", env
+    text = "\n".join(lines) + "\n"
+    if profiles:
+        text += yaml.safe_dump({"profiles": dict(profiles)}, sort_keys=False)
+    return text, env
 
 
-def start_server(root: Path, limits: Mapping[str, int] | None = None, extra_args: tuple[str, ...] = ()) -> ServedStore:
+def start_server(
+    root: Path,
+    limits: Mapping[str, int] | None = None,
+    extra_args: tuple[str, ...] = (),
+    profiles: Mapping[str, Any] | None = None,
+) -> ServedStore:
     """Start `python -m app.serve` on a store under ``root`` and wait until it listens."""
-    text, env_secrets = users_yaml(limits)
+    text, env_secrets = users_yaml(limits, profiles)
     config = root / "users.yaml"
     config.write_text(text)
     store_dir = root / "store"
@@ -181,11 +192,13 @@ DEFAULT_LIMITS = {"max_body_mb": 64, "default_session_timeout_s": 30, "max_sessi
 def served(request: pytest.FixtureRequest) -> Iterator[ServedStore]:
     """One `sovtel serve` per test module, on its own store, with the admin, writer and reader users.
 
-    A module may set ``SERVE_LIMITS`` (the users file's ``limits``) for its server.
+    A module may set ``SERVE_LIMITS`` (the users file's ``limits``) and ``SERVE_PROFILES`` (its
+    ``profiles``) for its server.
     """
     limits = getattr(request.module, "SERVE_LIMITS", DEFAULT_LIMITS)
+    profiles = getattr(request.module, "SERVE_PROFILES", None)
     with tempfile.TemporaryDirectory(prefix="sovtel-serve-test-") as tmp:
-        server = start_server(Path(tmp), limits=limits)
+        server = start_server(Path(tmp), limits=limits, profiles=profiles)
         try:
             yield server
         finally:

@@ -251,9 +251,17 @@ class TestErrors:
         assert (response.status, response.header("X-ClickHouse-Exception-Code")) == (status, code)
         assert response.text.startswith(f"Code: {code}. DB::Exception: ")
 
-    def test_failure_mid_stream_ends_with_the_tagged_exception(self, served):
-        """A query failing after output began ends the 200 body with ClickHouse's tagged exception block."""
+    def test_failure_before_the_buffer_fills_gets_an_error_status(self, served):
+        """A query failing part-way within the first buffer_size bytes (1 MiB) answers an error, no partial rows."""
         response = served.query("SELECT throwIf(number = 50000) FROM numbers(100000) SETTINGS max_block_size = 1000")
+        assert (response.status, response.header("X-ClickHouse-Exception-Code")) == (500, "395")
+        assert response.text.startswith("Code: 395. DB::Exception: ")
+        assert response.header("X-ClickHouse-Exception-Tag") is None
+
+    def test_failure_mid_stream_ends_with_the_tagged_exception(self, served):
+        """A query failing after output began (here: no buffer) ends the 200 body with the tagged exception block."""
+        response = served.query("SELECT throwIf(number = 50000) FROM numbers(100000) SETTINGS max_block_size = 1000",
+                                buffer_size="0")
         tag = response.header("X-ClickHouse-Exception-Tag")
         assert response.status == 200 and tag
         assert response.body.endswith(f" {tag}\r\n__exception__\r\n".encode())

@@ -155,7 +155,7 @@ verify: true
 {{- end -}}
 {{- $_ := set $pipelines $name (dict "receivers" $recv "processors" (default (list) $p.processors) "exporters" $exps "tiers" (uniq $carried)) -}}
 {{- end -}}
-{{- $service := dict "data_dir" "/var/lib/sovtel" "telemetry" (dict "metrics" (dict "address" (printf "0.0.0.0:%d" (int $v.ports.metrics)))) "pipelines" $pipelines -}}
+{{- $service := dict "data_dir" "/var/lib/sovtel" "country" (upper $v.residency.country) "sovereign_jurisdictions" $v.residency.sovereign "telemetry" (dict "metrics" (dict "address" (printf "0.0.0.0:%d" (int $v.ports.metrics)))) "pipelines" $pipelines -}}
 {{- toYaml (dict "receivers" $receivers "processors" $v.pipeline.processors "exporters" $exporters "service" $service) -}}
 {{- end -}}
 
