@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.common import Section, machine
 
-SECTIONS = ("bench.spine", "bench.serve", "bench.privacy", "bench.quality", "bench.soak")
+SECTIONS = ("bench.spine", "bench.receiver_memory", "bench.serve", "bench.privacy", "bench.pii_external", "bench.quality", "bench.soak")
 
 
 def main(argv: list[str] | None = None) -> int:

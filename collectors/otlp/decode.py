@@ -28,9 +28,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collectors.otlp import salvage, wire
 from collectors.otlp.limits import DEFAULT_LIMITS, Clock, RecordLimits
-from collectors.otlp.log_columns import log_table, logs_from_messages, logs_from_wire
+from collectors.otlp.log_columns import log_table, log_table_from_wire, logs_from_messages
 from collectors.otlp.metric_columns import metric_table
-from collectors.otlp.span_columns import span_table, spans_from_messages, spans_from_wire
+from collectors.otlp.span_columns import span_table, span_table_from_wire, spans_from_messages
 from collectors.otlp.tables import Decoded, DecodeError, Report, finish
 from sovtel.records import Signal
 
@@ -84,7 +84,10 @@ def _parse_or_salvage(signal: Signal, payload: bytes) -> tuple[Any, Report, str 
 
 
 def _done(signal: Signal, table: pa.Table, report: Report, error: str | None) -> Decoded:
-    decoded = finish(table, report)
+    return _checked(signal, finish(table, report), error)
+
+
+def _checked(signal: Signal, decoded: Decoded, error: str | None) -> Decoded:
     if decoded.rejected and not decoded.table.num_rows:
         # Nothing to keep: the request as a whole is invalid (a 400, not a partial success).
         raise DecodeError(error or decoded.summary(NOUNS[signal]))
@@ -97,10 +100,8 @@ def _decode(
     if not exact and signal is not Signal.METRICS:
         try:
             if signal is Signal.TRACES:
-                sp = spans_from_wire(payload, limits)
-                return _done(signal, span_table(sp, limits, clock), sp.report, None)
-            lg = logs_from_wire(payload, limits)
-            return _done(signal, log_table(lg, now, clock), lg.report, None)
+                return _checked(signal, span_table_from_wire(payload, limits, clock), None)
+            return _checked(signal, log_table_from_wire(payload, limits, now, clock), None)
         except wire.IrregularError:
             pass  # the exact path decodes it, or names what is wrong
     request, report, error = _parse_or_salvage(signal, payload)

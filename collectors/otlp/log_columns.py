@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from collectors import semconv
-from collectors.otlp import views, wire
+from collectors.otlp import wire
 from collectors.otlp.attributes import (
     Attributes,
     IntArray,
@@ -21,16 +24,22 @@ from collectors.otlp.attributes import (
 )
 from collectors.otlp.limits import DEFAULT_LIMITS, ORIGINAL_OBSERVED_TIME, ORIGINAL_TIME, Clock, RecordLimits
 from collectors.otlp.tables import (
+    SLICE_BYTES,
+    Decoded,
     Locator,
     Records,
     Report,
     Resources,
+    Slice,
     beyond_cap,
     capped,
+    finish,
     hex_from_messages,
     hex_from_wire,
+    merge,
     nanos,
     schema_table,
+    slices,
     spread,
     spread_ints,
     timestamps,
@@ -54,22 +63,32 @@ class Logs(Records):
     event_name: pa.Array
 
 
+def log_slices(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS, slice_bytes: int | None = SLICE_BYTES
+               ) -> Iterator[Logs]:
+    """The columnar path for log records, slice by slice; raises ``wire.IrregularError`` as ``span_slices`` does."""
+    layout = wire.layout(payload, Resource, InstrumentationScope)
+    for part in slices(payload, layout, slice_bytes):
+        yield _logs_of(part, limits)
+
+
 def logs_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Logs:
-    """The columnar path for log records; raises ``wire.IrregularError`` as ``spans_from_wire`` does."""
-    req = wire.parse(views.LogsRecordsView, payload)
-    out = Logs(Locator("resourceLogs", "scopeLogs", "logRecords"))
-    parts: list[bytes] = []
-    for r, rl in enumerate(req.resource_logs):
-        out.resources.append(rl.resource.attributes)
-        count = 0
-        for s, sl in enumerate(rl.scope_logs):
-            records = sl.log_records
-            out.locate.add(r, s, len(records))
-            parts.extend(records)
-            count += len(records)
-        out.per_resource.append(count)
-    n = out.n = len(parts)
-    b = wire.Buffer(parts)
+    """The columnar path for a whole request at once (``log_slices`` in one slice)."""
+    (whole,) = log_slices(payload, limits, None)
+    return whole
+
+
+def log_table_from_wire(payload: bytes, limits: RecordLimits, now: int, clock: Clock | None = None,
+                        slice_bytes: int | None = SLICE_BYTES) -> Decoded:
+    """The request's log records decoded slice by slice and tabled (``log_table``) as one Decoded."""
+    return merge([finish(log_table(lg, now, clock), lg.report) for lg in log_slices(payload, limits, slice_bytes)])
+
+
+def _logs_of(part: Slice, limits: RecordLimits) -> Logs:
+    """The columns of one slice's log records."""
+    out = Logs(part.locator("resourceLogs", "scopeLogs", "logRecords"))
+    out.resources, out.per_resource = part.resources, part.per_resource
+    b = part.buffer
+    n = out.n = len(b.start)
     f = wire.scan(b.array, b.start, b.end)
     sel = f.singular(1, wire.WT_FIXED64)
     out.time = spread_ints(n, f.rec[sel], b.fixed64(f.start[sel]), np.uint64)

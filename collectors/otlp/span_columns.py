@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collectors import semconv
-from collectors.otlp import views, wire
+from collectors.otlp import wire
 from collectors.otlp.attributes import Attributes, IntArray, attributes_from_messages, project
 from collectors.otlp.limits import DEFAULT_LIMITS, ORIGINAL_TIME, Clock, RecordLimits
 from collectors.otlp.tables import (
+    SLICE_BYTES,
+    Decoded,
     Locator,
     Records,
     Report,
     Resources,
+    Slice,
     beyond_cap,
     capped,
     enum_names,
+    finish,
     hex_from_messages,
     hex_from_wire,
+    merge,
     nanos,
     replace_times,
     schema_table,
+    slices,
     spread,
     spread_ints,
     timestamps,
@@ -55,27 +64,38 @@ class Spans(Records):
     event_spans: IntArray
 
 
-def spans_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Spans:
-    """The columnar path: one shallow parse, then every span's fields in lock step.
+def span_slices(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS, slice_bytes: int | None = SLICE_BYTES
+                ) -> Iterator[Spans]:
+    """The columnar path: one shallow parse, then the spans of each slice of about ``slice_bytes``
+    (None: one slice) decoded in lock step; each slice's temporaries are gone before the next.
 
     Raises ``wire.IrregularError`` for anything the exact path must decide: an encoding this path
     does not take, or a request protobuf would reject. Spans whose ids have a wrong length are
     rejected in the report; attributes and events beyond the limits are dropped and counted.
     """
-    req = wire.parse(views.TraceRecordsView, payload)
-    out = Spans(Locator("resourceSpans", "scopeSpans", "spans"))
-    parts: list[bytes] = []
-    for r, rs in enumerate(req.resource_spans):
-        out.resources.append(rs.resource.attributes)
-        count = 0
-        for s, ss in enumerate(rs.scope_spans):
-            spans = ss.spans
-            out.locate.add(r, s, len(spans))
-            parts.extend(spans)
-            count += len(spans)
-        out.per_resource.append(count)
-    n = out.n = len(parts)
-    b = wire.Buffer(parts)
+    layout = wire.layout(payload, Resource, InstrumentationScope)
+    for part in slices(payload, layout, slice_bytes):
+        yield _spans_of(part, limits)
+
+
+def spans_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Spans:
+    """The columnar path for a whole request at once (``span_slices`` in one slice)."""
+    (whole,) = span_slices(payload, limits, None)
+    return whole
+
+
+def span_table_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS, clock: Clock | None = None,
+                         slice_bytes: int | None = SLICE_BYTES) -> Decoded:
+    """The request's spans decoded slice by slice (``span_slices``) and tabled (``span_table``) as one Decoded."""
+    return merge([finish(span_table(sp, limits, clock), sp.report) for sp in span_slices(payload, limits, slice_bytes)])
+
+
+def _spans_of(part: Slice, limits: RecordLimits) -> Spans:
+    """The columns of one slice's spans."""
+    out = Spans(part.locator("resourceSpans", "scopeSpans", "spans"))
+    out.resources, out.per_resource = part.resources, part.per_resource
+    b = part.buffer
+    n = out.n = len(b.start)
     f = wire.scan(b.array, b.start, b.end)
     sel = f.singular(5, wire.WT_LEN)
     out.name = spread(n, f.rec[sel], b.strings(f.start[sel], f.end[sel]))

@@ -7,7 +7,7 @@ and the exact path of every signal cannot drift apart.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,21 +113,99 @@ def finish(table: pa.Table, report: Report) -> Decoded:
     return Decoded(table, report.total, report.reasons(), dict(report.rejected), dict(report.removed))
 
 
+def merge(parts: Sequence[Decoded]) -> Decoded:
+    """Consecutive slices of one request, decoded one by one, as the request's ``Decoded`` (the tables
+    concatenated without copying, the reasons still the first few in request order)."""
+    if len(parts) == 1:
+        return parts[0]
+    rejected: Counter[str] = Counter()
+    removed: Counter[str] = Counter()
+    reasons: list[str] = []
+    for p in parts:
+        rejected.update(p.rejected_by)
+        removed.update(p.removed)
+        # Each slice's reasons are its first few in order, and slices are in order: so are these.
+        reasons.extend(p.reasons[: MAX_REASONS - len(reasons)])
+    table = pa.concat_tables([p.table for p in parts])
+    return Decoded(table, sum(p.rejected for p in parts), tuple(reasons), dict(rejected), dict(removed))
+
+
+# Records of a request are decoded in slices of about this many serialized bytes: the transient
+# memory of decoding (a multiple of the bytes decoded at once) is then bounded by the slice, not
+# by the request; only the slices' tables accumulate. Large enough that the per-slice overhead is
+# small against the work of a slice.
+SLICE_BYTES = 1 << 20
+
+
+@dataclass
+class Slice:
+    """Consecutive records of a request (in a buffer of their own), with the resources they belong to."""
+
+    buffer: wire.Buffer
+    resources: list[Sequence[KeyValue]]  # the attributes of the resources of these records
+    per_resource: list[int]  # records of each of those resources
+    blocks: list[tuple[int, int, int, int]]  # for Locator.add: where the records are in the request
+
+    def locator(self, outer: str, middle: str, inner: str) -> Locator:
+        """A Locator naming this slice's records by their places in the whole request."""
+        locate = Locator(outer, middle, inner)
+        for block in self.blocks:
+            locate.add(*block)
+        return locate
+
+
+def slices(payload: bytes, layout: wire.Layout, slice_bytes: int | None = SLICE_BYTES) -> Iterator[Slice]:
+    """The request's records in consecutive slices of at most ``slice_bytes`` (a record larger than that
+    alone; ``None``: one slice). Yields at least one slice (empty for a request without records)."""
+    n = len(layout.start)
+    ends = np.cumsum(layout.end - layout.start)
+    scope_first_record = np.zeros(len(layout.scope_resource) + 1, np.int64)
+    np.cumsum(np.bincount(layout.record_scope, minlength=len(layout.scope_resource)), out=scope_first_record[1:])
+    attributes = [r.attributes for r in layout.resources]
+    i = 0
+    while True:
+        j = n
+        if slice_bytes is not None and i < n:
+            base = int(ends[i - 1]) if i else 0
+            j = max(i + 1, int(np.searchsorted(ends, base + slice_bytes, side="right")))
+        scope = layout.record_scope[i:j]
+        # Runs of records of one scope block, and of one resource block (records are in request order).
+        scope_runs = np.flatnonzero(np.diff(scope, prepend=-1)) if j > i else np.zeros(0, np.int64)
+        resource = layout.scope_resource[scope]
+        resource_runs = np.flatnonzero(np.diff(resource, prepend=-1)) if j > i else np.zeros(0, np.int64)
+        blocks = [
+            (int(layout.scope_resource[sc]), int(layout.scope_first[sc]), count, i + at - int(scope_first_record[sc]))
+            for sc, at, count in zip(
+                scope[scope_runs].tolist(), scope_runs.tolist(), np.diff(scope_runs, append=j - i).tolist(), strict=True
+            )
+        ]
+        yield Slice(
+            wire.Buffer.of(payload, layout.start[i:j], layout.end[i:j]),
+            [attributes[r] for r in resource[resource_runs].tolist()],
+            np.diff(resource_runs, append=j - i).tolist(),
+            blocks,
+        )
+        i = j
+        if i >= n:
+            return
+
+
 class Locator:
     """Maps a flat record index back to its place in the request, for error messages."""
 
     def __init__(self, outer: str, middle: str, inner: str) -> None:
         self.names = (outer, middle, inner)
-        self.blocks: list[tuple[int, int, int]] = []  # (outer index, middle index, records)
+        # (outer index, middle index, records, index of the first of them in its middle block)
+        self.blocks: list[tuple[int, int, int, int]] = []
 
-    def add(self, outer: int, middle: int, records: int) -> None:
-        self.blocks.append((outer, middle, records))
+    def add(self, outer: int, middle: int, records: int, first: int = 0) -> None:
+        self.blocks.append((outer, middle, records, first))
 
     def __call__(self, index: int) -> str:
-        for outer, middle, records in self.blocks:
+        for outer, middle, records, first in self.blocks:
             if index < records:
                 a, b, c = self.names
-                return f"{a}[{outer}].{b}[{middle}].{c}[{index}]"
+                return f"{a}[{outer}].{b}[{middle}].{c}[{first + index}]"
             index -= records
         return f"record {index}"
 

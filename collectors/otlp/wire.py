@@ -91,6 +91,18 @@ class Buffer:
         self.end: IntArray = np.cumsum(lengths)
         self.start: IntArray = self.end - lengths
 
+    @classmethod
+    def of(cls, payload: bytes, start: IntArray, end: IntArray) -> Buffer:
+        """The records at [start, end) of ``payload`` (in order): one copy of the bytes they span, padded."""
+        buffer = cls.__new__(cls)
+        lo = int(start[0]) if len(start) else 0
+        hi = int(end[-1]) if len(end) else 0
+        buffer.data = b"".join([memoryview(payload)[lo:hi], _PAD])
+        buffer.array = np.frombuffer(buffer.data, np.uint8)
+        buffer.start = start - lo
+        buffer.end = end - lo
+        return buffer
+
     def binary(self, start: IntArray, end: IntArray) -> pa.Array:
         """The byte ranges [start, end) (sorted, disjoint) as a binary array, gathered in C."""
         m = len(start)
@@ -420,3 +432,135 @@ def keyvalues(buffer: Buffer, start: IntArray, end: IntArray, counts: IntArray) 
         # value, fields repeated) has protobuf semantics the exact path implements.
         raise IrregularError("KeyValue not in key-then-value form")
     return Attributes(counts, buffer.strings(key_start, key_end), _values(buffer, value_start, end))
+
+
+@dataclass
+class Layout:
+    """Where the records of an OTLP traces or logs export request are, found without parsing them.
+
+    Both requests nest alike: the request's field 1 holds resource blocks (``ResourceSpans`` /
+    ``ResourceLogs``), each a resource (1), scope blocks (2) and a schema URL (3); each scope block a
+    scope (1), the records (2) and a schema URL (3).
+    """
+
+    resources: list[Any]  # each resource block's Resource (empty if absent)
+    scope_resource: IntArray  # per scope block: its resource block
+    scope_first: IntArray  # per scope block: its index among its resource block's scope blocks
+    record_scope: IntArray  # per record: its scope block
+    start: IntArray  # per record: where its bytes start in the payload
+    end: IntArray  # per record: where they end
+
+
+def _varint(data: bytes, pos: int, limit: int) -> tuple[int, int]:
+    """The varint at ``pos`` (in shortest form, before ``limit``) and the position after it."""
+    value = shift = 0
+    for k in range(10):
+        if pos + k >= limit:
+            break
+        byte = data[pos + k]
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            if (k and not byte) or (k == 9 and byte > 1):
+                break  # longer than necessary, or past 64 bits: the exact path decides
+            return value, pos + k + 1
+    raise IrregularError("malformed or unsupported varint")
+
+
+def _walk(data: bytes, a: int, b: int) -> tuple[list[int], list[int], list[tuple[int, int, int]]]:
+    """The fields of the message at [a, b): the ranges of its field 2 (length-delimited), and its other
+    fields as (number, start, end) — length-delimited ones only; another wire type of fields 1–3 is
+    IrregularError. One field after another: a message here holds records by the thousand, too many
+    for the lock-step ``scan``; the loop is short for the common case (tag 0x12, short length)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    others: list[tuple[int, int, int]] = []
+    add_start, add_end = starts.append, ends.append
+    pos = a
+    while pos < b:
+        if data[pos] == 0x12:  # field 2, length-delimited: the records
+            length = data[pos + 1]
+            if length < 0x80:
+                start = pos + 2
+            else:
+                length, start = _varint(data, pos + 1, b)
+            pos = start + length
+            if pos > b:
+                raise IrregularError("a field runs past the end of its message")
+            add_start(start)
+            add_end(pos)
+            continue
+        tag, pos = _varint(data, pos, b)
+        number, wiretype = tag >> 3, tag & 7
+        if number == 0 or tag > 0xFFFFFFFF:
+            raise IrregularError("invalid field number")
+        if wiretype == WT_LEN:
+            length, start = _varint(data, pos, b)
+            pos = start + length
+            others.append((number, start, pos))
+        elif number <= 3:
+            raise IrregularError(f"field {number} with an unexpected wire type")
+        elif wiretype == WT_VARINT:
+            pos = _varint(data, pos, b)[1]
+        elif wiretype in (WT_FIXED64, WT_FIXED32):
+            pos += 8 if wiretype == WT_FIXED64 else 4
+        else:
+            raise IrregularError("a field of a wire type the fast path does not take")
+        if pos > b:
+            raise IrregularError("a field runs past the end of its message")
+    return starts, ends, others
+
+
+def _singular(others: list[tuple[int, int, int]], number: int) -> tuple[int, int] | None:
+    """The range of the singular field ``number`` among ``others``; sent twice is IrregularError (merged)."""
+    found = [(start, end) for n, start, end in others if n == number]
+    if len(found) > 1:
+        raise IrregularError(f"field {number} repeated in one message")
+    return found[0] if found else None
+
+
+def layout(payload: bytes, resource_cls: Any, scope_cls: Any) -> Layout:
+    """The request's ``Layout``; the resources and scopes are checked with protobuf (``resource_cls`` and
+    ``scope_cls``), the schema URLs as UTF-8, so that only the records are left to check. Anything
+    protobuf would read differently (a resource or scope sent twice, an unusual encoding) or
+    reject is IrregularError: the exact path decides it. Nothing of the payload is copied."""
+    try:
+        _, _, top = _walk(payload, 0, len(payload))
+        resources: list[Any] = []
+        scope_resource: list[int] = []
+        scope_first: list[int] = []
+        record_scope: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        for a, b in [(start, end) for number, start, end in top if number == 1]:
+            scope_starts, scope_ends, fields = _walk(payload, a, b)
+            resource = _singular(fields, 1)
+            resources.append(resource_cls.FromString(payload[resource[0] : resource[1]]) if resource
+                             else resource_cls())
+            _check_text(payload, _singular(fields, 3))
+            for s, (c, d) in enumerate(zip(scope_starts, scope_ends, strict=True)):
+                record_starts, record_ends, scope_fields = _walk(payload, c, d)
+                scope = _singular(scope_fields, 1)
+                if scope:
+                    scope_cls.FromString(payload[scope[0] : scope[1]])
+                _check_text(payload, _singular(scope_fields, 3))
+                record_scope.extend([len(scope_resource)] * len(record_starts))
+                scope_resource.append(len(resources) - 1)
+                scope_first.append(s)
+                starts.extend(record_starts)
+                ends.extend(record_ends)
+    except IndexError as exc:  # a read past the end of the payload: only malformed input does that
+        raise IrregularError("a field runs past the end of the request") from exc
+    except (UnicodeDecodeError, ProtobufDecodeError, RecursionError) as exc:
+        raise IrregularError(str(exc) or type(exc).__name__) from exc
+
+    def ints(values: list[int]) -> IntArray:
+        return np.fromiter(values, np.int64, len(values))
+
+    return Layout(resources, ints(scope_resource), ints(scope_first), ints(record_scope), ints(starts), ints(ends))
+
+
+def _check_text(payload: bytes, where: tuple[int, int] | None) -> None:
+    """A string field must be valid UTF-8, as protobuf requires; raises UnicodeDecodeError."""
+    if where is not None:
+        str(memoryview(payload)[where[0] : where[1]], "utf-8")

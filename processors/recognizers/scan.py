@@ -46,6 +46,8 @@ class _Prepared:
     trigger: Any
     patterns: tuple[tuple[Any, float], ...]
     context: Any
+    # The recognizer finds its candidates itself (SovtelRecognizer.find_spans is overridden).
+    finds: bool
 
 
 def _context_regex(words: Sequence[str]) -> Any:
@@ -72,7 +74,8 @@ class Scanner:
             flags = rec.global_regex_flags or 0
             patterns = tuple((regex.compile(p.regex, flags=flags), float(p.score)) for p in rec.patterns)
             trigger = regex.compile(rec.TRIGGER, flags=flags) if rec.TRIGGER else None
-            prepared.append(_Prepared(rec, trigger, patterns, _context_regex(rec.context or [])))
+            finds = type(rec).find_spans is not SovtelRecognizer.find_spans
+            prepared.append(_Prepared(rec, trigger, patterns, _context_regex(rec.context or []), finds))
         self._prepared = tuple(prepared)
         entities = [p.recognizer.ENTITY for p in self._prepared]
         if self.ner is not None:
@@ -95,22 +98,27 @@ class Scanner:
             if prep.trigger is not None and prep.trigger.search(text) is None:
                 continue
             rec = prep.recognizer
-            for compiled, base in prep.patterns:
-                for m in compiled.finditer(text, timeout=REGEX_TIMEOUT_S):
-                    start, end = m.span()
-                    if start == end:
-                        continue
-                    matched = text[start:end]
-                    valid = rec.validate_result(matched)
-                    score = base if valid is None else (1.0 if valid else 0.0)
-                    if score > 0.0 and rec.invalidate_result(matched):
-                        score = 0.0
-                    if score <= 0.0:
-                        continue
-                    if score < self.threshold and self._has_context(prep, text, start, end, context):
-                        score = min(1.0, score + CONTEXT_BOOST)
-                    if score >= self.threshold:
-                        found.append(Finding(rec.ENTITY, start, end, score, rec.normalise(matched)))
+            spans = rec.find_spans(text) if prep.finds else None
+            if spans is None:
+                spans = [
+                    (*m.span(), base)
+                    for compiled, base in prep.patterns
+                    for m in compiled.finditer(text, timeout=REGEX_TIMEOUT_S)
+                ]
+            for start, end, base in spans:
+                if start == end:
+                    continue
+                matched = text[start:end]
+                valid = rec.validate_result(matched)
+                score = base if valid is None else (1.0 if valid else 0.0)
+                if score > 0.0 and rec.invalidate_result(matched):
+                    score = 0.0
+                if score <= 0.0:
+                    continue
+                if score < self.threshold and self._has_context(prep, text, start, end, context):
+                    score = min(1.0, score + CONTEXT_BOOST)
+                if score >= self.threshold:
+                    found.append(Finding(rec.ENTITY, start, end, score, rec.normalise(matched)))
         return found
 
     def scan(self, text: str, context: str = "") -> list[Finding]:

@@ -94,12 +94,12 @@ def queue_file(directory: Path, sink: str) -> Path:
     return directory / (re.sub(r"[^A-Za-z0-9_.-]", "__", sink) + ".sqlite")
 
 
-def encode(batch: Batch) -> bytes:
-    """The batch's table as Arrow IPC stream bytes."""
+def encode(batch: Batch) -> memoryview:
+    """The batch's table as Arrow IPC stream bytes (a view of Arrow's buffer: SQLite stores it without a copy)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.table.schema) as writer:
         writer.write_table(batch.table)
-    return bytes(sink.getvalue())
+    return memoryview(sink.getvalue())
 
 
 def decode(signal: str, payload: bytes) -> Batch:
@@ -115,7 +115,7 @@ class _Put:
 
     signal: str
     rows: int
-    payload: bytes
+    payload: bytes | memoryview
     done: bool = False
     error: Exception | None = None
 

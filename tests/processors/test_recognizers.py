@@ -19,6 +19,44 @@ POSITIVES = [
     ("PHONE_NUMBER", "tel 0033 6 12 34 56 78 merci", "0033 6 12 34 56 78"),
     ("PHONE_NUMBER", "Telefon 030 901820 abends", "030 901820"),
     ("PHONE_NUMBER", "teléfono 612 20 73 02", "612 20 73 02"),
+    # Phones: North-American punctuation, extensions, national trunk formats without a context word.
+    ("PHONE_NUMBER", "reach me at (212) 555-0143 after lunch", "(212) 555-0143"),
+    ("PHONE_NUMBER", "office 212.555.0143 today", "212.555.0143"),
+    ("PHONE_NUMBER", "dial +1-212-555-0143 now", "+1-212-555-0143"),
+    ("PHONE_NUMBER", "desk 415-555-0100 ext. 42 please", "415-555-0100 ext. 42"),
+    ("PHONE_NUMBER", "Er ist unter 0171 2345678 erreichbar", "0171 2345678"),
+    ("PHONE_NUMBER", "Büro 030 12345678 ab neun", "030 12345678"),
+    ("PHONE_NUMBER", "appelez le 06 12 34 56 78 demain", "06 12 34 56 78"),
+    ("PHONE_NUMBER", "numer 512 345 678 wieczorem", "512 345 678"),
+    ("PHONE_NUMBER", "ring 020 7946 0958 tomorrow", "020 7946 0958"),
+    ("PHONE_NUMBER", "bel 06-12345678 morgen", "06-12345678"),
+    ("US_SSN", "my SSN is 536-22-1847 ok", "536-22-1847"),
+    ("US_SSN", "ssn 536221847", "536221847"),
+    ("US_SSN", "recorded 536 22 1847 on file", "536 22 1847"),
+    # Cards: Luhn and a card-like shape decide; an unknown issuer prefix does not stop them.
+    ("CREDIT_CARD", "number 3712 3456 7890 1234 expired", "3712 3456 7890 1234"),
+    ("CREDIT_CARD", "paid with 3712345678901234 yesterday", "3712345678901234"),
+    ("CREDIT_CARD", "card 1800-1234-5678-905 was charged", "1800-1234-5678-905"),
+    ("CREDIT_CARD", "diners 3056 930902 5904", "3056 930902 5904"),
+    # Street addresses in each supported language's order.
+    (
+        "STREET_ADDRESS",
+        "ship to 1600 Pennsylvania Avenue NW, Washington, DC 20500 asap",
+        "1600 Pennsylvania Avenue NW, Washington, DC 20500",
+    ),
+    ("STREET_ADDRESS", "I moved to 42 Oak St. Apt 5 last year", "42 Oak St. Apt 5"),
+    ("STREET_ADDRESS", "Flat 3, Martyn Landing, Leeds, LS1 4AP", "Flat 3, Martyn Landing, Leeds, LS1 4AP"),
+    ("STREET_ADDRESS", "Ich wohne in der Hauptstraße 12, 10115 Berlin.", "Hauptstraße 12, 10115 Berlin"),
+    ("STREET_ADDRESS", "Lieferung an Gerd-Weihmann-Weg 5/3", "Gerd-Weihmann-Weg 5/3"),
+    ("STREET_ADDRESS", "j'habite 12 rue de la Paix, 75002 Paris", "12 rue de la Paix, 75002 Paris"),
+    (
+        "STREET_ADDRESS",
+        "mieszkam przy ul. Marszałkowska 10/4, 00-590 Warszawa",
+        "ul. Marszałkowska 10/4, 00-590 Warszawa",
+    ),
+    ("STREET_ADDRESS", "vivo en Calle Mayor 5, 28013 Madrid", "Calle Mayor 5, 28013 Madrid"),
+    ("STREET_ADDRESS", "abito in Via Roma 10, 00184 Roma (RM)", "Via Roma 10, 00184 Roma (RM)"),
+    ("STREET_ADDRESS", "ik woon op Kerkstraat 5, 1017 GC Amsterdam", "Kerkstraat 5, 1017 GC Amsterdam"),
     ("IBAN_CODE", "IBAN DE89 3704 0044 0532 0130 00 bitte", "DE89 3704 0044 0532 0130 00"),
     ("IBAN_CODE", "naar NL91ABNA0417164300.", "NL91ABNA0417164300"),
     ("CREDIT_CARD", "card 4111 1111 1111 1111 declined", "4111 1111 1111 1111"),
@@ -46,6 +84,7 @@ POSITIVES = [
     ("FR_NIR", "NIR 2 55 08 14 168 025 38", "2 55 08 14 168 025 38"),
     ("IT_FISCAL_CODE", "codice fiscale RSSMRA85T10A562S", "RSSMRA85T10A562S"),
     ("ES_NIF", "DNI 12345678Z", "12345678Z"),
+    ("ES_NIF", "DNI 12.345.678-Z", "12.345.678-Z"),
     ("ES_NIF", "NIE X1234567L", "X1234567L"),
     ("NL_BSN", "mijn BSN is 111222333", "111222333"),
     ("PL_PESEL", "PESEL 44051401359", "44051401359"),
@@ -55,6 +94,7 @@ POSITIVES = [
 ]
 
 NEGATIVES = [
+    ("timestamp fraction", "request at 2026-11-07T10:22:04.630006Z failed"),
     ("model name", "served by llama-3.1-8b-instruct on vllm"),
     ("pod name", "pod vllm-7d9f8b6c4-x2kqp restarted"),
     ("trace id", "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7"),
@@ -72,6 +112,21 @@ NEGATIVES = [
     ("mac address", "eth0 aa:bb:cc:dd:ee:ff"),
     ("clock time", "took 00:01:02 at 10:22:31"),
     ("bare 9 digits without context", "bytes 123456782 sent"),
+    ("epoch milliseconds (Luhn-valid)", "ts 1700000000004 ok"),
+    ("epoch microseconds (Luhn-valid)", "start_time_unix_us=1700000000000001"),
+    ("epoch nanoseconds (Luhn-valid)", "time_unix_nano 1700000000000000004"),
+    ("12-digit account id", "account 639076378095 quota"),
+    ("digit groups continuing an id", "ref 12 3712 3456 7890 1234"),
+    ("iso timestamp with micros", "at 1973-11-30T22:17:04.730129"),
+    ("durations and ports", "took 1234 ms on port 8080, p99 0171.23 ms"),
+    ("bare 10 digits without context", "bytes 2125550143 sent"),
+    ("ssn-shaped but area 000", "code 000-12-3456"),
+    ("ssn-shaped but area 9xx", "code 912-34-5678"),
+    ("version triple", "driver 535.129.03 cuda 12.4"),
+    ("date range", "2024-01-15 to 2024-02-15"),
+    ("model and year", "Llama 3 released in 2024 with 8 heads"),
+    ("file path with numbers", "/var/log/app/worker-12/run 42.log"),
+    ("string with number", "String 3 of 4 parsed"),
 ]
 
 
@@ -115,6 +170,20 @@ class TestRecognizers:
             ours = {(f.start, f.end) for f in merge(solo._pattern_findings(text, ""), text)}
             assert ours == presidio, (cls.__name__, text)
 
+    @pytest.mark.parametrize(
+        ("text", "entity"),
+        [
+            ("call 3582268663 tomorrow", "PHONE_NUMBER"),
+            ("card 6392 0000 0000 0003", "CREDIT_CARD"),
+            ("carta 639208765433", "CREDIT_CARD"),
+        ],
+    )
+    def test_context_decides_bare_numbers(self, text: str, entity: str) -> None:
+        """Bare national phone digits and short Maestro numbers are found next to a context word only."""
+        assert [f.entity for f in SCANNER.scan(text)] == [entity]
+        bare = text.split(" ", 1)[1]
+        assert SCANNER.scan("value " + bare) == [] or (entity == "CREDIT_CARD" and " " in bare)
+
     def test_registry_rejects_presidio_names(self) -> None:
         """A recognizer named like a Presidio predefined one is refused at registration."""
 
@@ -152,6 +221,7 @@ class TestChecksums:
             (cs.es_nif_valid, "12345678Z", "12345678A"),
             (cs.nl_bsn_valid, "111222333", "111222334"),
             (cs.pl_pesel_valid, "44051401359", "44051401358"),
+            (cs.us_ssn_valid, "536221847", "666221847"),
             (lambda v: cs.eu_vat_check(v) is True, "DE136695976", "DE136695977"),
         ],
     )

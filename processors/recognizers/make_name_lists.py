@@ -1,0 +1,129 @@
+"""Regenerates the name and word lists the person-name recognizers read (a maintainer's tool, never
+imported by the product): ``python -m processors.recognizers.make_name_lists``.
+
+Sources, both MIT-licensed and written by others:
+- given names and surnames: the person providers of Faker (© Daniele Faraglia and contributors) for
+  the locales in ``LOCALES``; weighted lists are cut to their ``TOP`` most frequent entries;
+- common words a name may also be ("Will", "Rose", "Koch"): Faker's lorem word lists and spaCy's stop
+  words (© Explosion AI) of the supported languages; such names need a context or a surname;
+- function words (articles, pronouns, prepositions) of the supported languages: spaCy's stop words.
+Faker and spaCy must be installed to run this; the product reads only the generated text files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import regex
+
+HERE = Path(__file__).parent
+LOCALES = ("en_US", "en_GB", "de_DE", "de_AT", "fr_FR", "es_ES", "it_IT", "nl_NL", "nl_BE", "pl_PL")
+LANGS = ("en", "de", "fr", "es", "it", "nl", "pl")
+LOREM_LOCALES = ("en_US", "de_DE", "de_AT", "fr_FR", "es_ES", "it_IT", "nl_NL", "nl_BE", "pl_PL", "la")
+TOP = 800
+# One word of a name as it is written: Title case, inner capitals (McDonald), apostrophes (O'Brien).
+_NAME_WORD = regex.compile(r"^\p{Lu}(?:\p{Ll}+(?:\p{Lu}\p{Ll}+)?|['\u2019]\p{Lu}\p{Ll}+)$")
+# Names of models, languages and tools that AI telemetry mentions far more often than people:
+# left out of the lists (a surname or an introduction still marks them as a name).
+PRODUCT_NAMES = {
+    "Ada", "Alexa", "Apache", "Aurora", "Claude", "Django", "Falcon", "Gemini", "Gemma", "Grafana", "Jasper",
+    "Jenkins", "Julia", "Kafka", "Llama", "Luna", "Mistral", "Nova", "Phi", "Qwen", "Ruby", "Sage", "Siri", "Spark",
+    "Meta", "Aya", "Olmo",
+}  # fmt: skip
+PARTICLES = {"van", "von", "der", "den", "de", "del", "della", "di", "da", "du", "la", "le", "ten", "ter", "zu", "und"}
+
+
+def _entries(value: Any) -> list[str]:
+    if isinstance(value, dict):  # Faker's weighted lists: most frequent first, cut to TOP
+        return [k for k, _ in sorted(value.items(), key=lambda kv: -float(kv[1]))[:TOP]]
+    return list(value)[:5000]
+
+
+def _words(names: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for name in names:
+        for part in regex.split(r"[\s-]+", name):
+            if part.lower() not in PARTICLES and _NAME_WORD.match(part):
+                out.add(part)
+    return out
+
+
+def collect() -> tuple[set[str], set[str]]:
+    """Given names and surnames (single name words) of every locale."""
+    from faker import Faker
+
+    given: set[str] = set()
+    family: set[str] = set()
+    for loc in LOCALES:
+        provider = importlib.import_module(f"faker.providers.person.{loc}").Provider
+        for attr, value in vars(provider).items():
+            if attr.startswith("first_names"):
+                given |= _words(_entries(value))
+            elif "last_names" in attr:
+                family |= _words(_entries(value))
+        # Derived forms (Polish feminine surnames) exist only as generator output.
+        fake = Faker(loc)
+        fake.seed_instance(0)
+        rnd = random.Random(0)
+        for _ in range(3000):
+            family |= _words([fake.last_name_female() if rnd.random() < 0.5 else fake.last_name_male()])
+    return given - PRODUCT_NAMES, family - PRODUCT_NAMES
+
+
+def common_words() -> set[str]:
+    """Lower-case common words of the supported languages (Faker lorem lists, spaCy stop words)."""
+    words: set[str] = set()
+    for loc in LOREM_LOCALES:
+        words |= {w.lower() for w in importlib.import_module(f"faker.providers.lorem.{loc}").Provider.word_list}
+    return words | function_words()
+
+
+def function_words() -> set[str]:
+    """spaCy's stop words of the supported languages, lower case."""
+    out: set[str] = set()
+    for lang in LANGS:
+        out |= {w.lower() for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS}
+    return out
+
+
+def _write(name: str, header: str, words: Iterable[str]) -> None:
+    body = sorted(set(words), key=lambda w: (w.lower(), w))
+    lines = [f"# {line}" for line in header.strip().splitlines()]
+    # Several words a line keeps the files short to read and diff.
+    for i in range(0, len(body), 12):
+        lines.append(" ".join(body[i : i + 12]))
+    (HERE / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    """Write names_given.txt, names_family.txt, names_words.txt and function_words.txt."""
+    import faker
+
+    given, family = collect()
+    common = common_words()
+    ambiguous = {n for n in given | family if n.lower() in common}
+    source = f"Faker {faker.VERSION} person providers ({', '.join(LOCALES)}); MIT licence, (c) Daniele Faraglia."
+    cut = f"Weighted lists cut to their {TOP} most frequent entries. Generated by make_name_lists.py."
+    _write("names_given.txt", f"Given names, one name word each.\nSource: {source}\n{cut}", given)
+    _write("names_family.txt", f"Surnames, one name word each (particles apart).\nSource: {source}\n{cut}", family)
+    _write(
+        "names_words.txt",
+        "Names of names_given/names_family that are also common words of a supported language: they count\n"
+        "as names only with a context or a second name word. Common words: Faker lorem word lists\n"
+        f"({', '.join(LOREM_LOCALES)}) and spaCy stop words; MIT licences. Generated by make_name_lists.py.",
+        ambiguous,
+    )
+    _write(
+        "function_words.txt",
+        "Function words (articles, pronouns, prepositions, auxiliaries) of EN/DE/FR/ES/IT/NL/PL, lower case.\n"
+        "Source: spaCy stop words (MIT licence, (c) Explosion AI). Generated by make_name_lists.py.",
+        function_words(),
+    )
+
+
+if __name__ == "__main__":
+    main()
