@@ -17,9 +17,11 @@ from typing import Any, NoReturn, TextIO
 import click
 from pydantic import TypeAdapter, ValidationError
 
+from app.store import StoreOptionError, store_from_options, store_options
 from processors.keyring import KINDS, KeyRing, KeyRingError, rotate
 from sovtel.config import Config as SovtelConfig
 from sovtel.config import ConfigError, SecretError, SecretRef, load_config, resolve_secret
+from storage.backend import Store
 
 DEFAULT_BATCH = 256
 
@@ -27,6 +29,15 @@ DEFAULT_BATCH = 256
 def _fail(command: str, code: int, message: str) -> NoReturn:
     click.echo(f"sovtel {command}: {message}", err=True)
     sys.exit(code)
+
+
+def _open_store(command: str, store_dir: Path | None, url: str | None, user: str | None,
+                password_env: str | None) -> Store:
+    """The store ``--store``/``--url`` name (``store_from_options``); a bad choice fails ``command`` (exit 2)."""
+    try:
+        return store_from_options(store_dir, url, user, password_env)
+    except StoreOptionError as exc:
+        _fail(command, 2, exc.message)
 
 
 @click.group("privacy")
@@ -177,10 +188,7 @@ def scrub(config_path: Path | None, batch_size: int) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Take the budget (dp processor) and the store (clickhouse exporter) from this configuration.",
 )
-@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Embedded store dir.")
-@click.option("--url", help="ClickHouse HTTP URL, e.g. https://reader@clickhouse.example:8443.")
-@click.option("--user", help="User name for --url.")
-@click.option("--password-env", help="Environment variable holding the password for --url.")
+@store_options("ClickHouse HTTP URL, e.g. https://reader@clickhouse.example:8443.")
 @click.option("--database", help="Database of the ledger table (default: the config's, else sovtel).")
 @click.option(
     "--budget", "per_window", type=float,
@@ -208,7 +216,7 @@ def budget(
     from processors import dp
     from retention.dp_ledger import budget_status
     from retention.dp_policy import ALL_TENANTS, BudgetPolicy
-    from storage.backend import Store, StoreConfig, StoreError
+    from storage.backend import StoreConfig, StoreError
 
     budget_cfg = dp.BudgetConfig()
     store_cfg: StoreConfig | None = None
@@ -230,12 +238,7 @@ def budget(
     if not db.isidentifier():
         _fail("privacy budget", 2, f"--database {db!r} must be a plain identifier")
     if url is not None or store_dir is not None:
-        from app.store import StoreOptionError, store_from_options
-
-        try:
-            store = store_from_options(store_dir, url, user, password_env)
-        except StoreOptionError as exc:
-            _fail("privacy budget", 2, exc.message)
+        store = _open_store("privacy budget", store_dir, url, user, password_env)
     elif store_cfg is not None:
         store = Store.from_config(store_cfg)
     else:
@@ -367,10 +370,7 @@ def list_command(ring: Path | None, check: bool) -> None:
 
 
 @privacy_group.command("release")
-@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Embedded store dir.")
-@click.option("--url", help="ClickHouse HTTP URL of the tier store to read.")
-@click.option("--user", help="User name for --url.")
-@click.option("--password-env", help="Environment variable holding the password for --url.")
+@store_options("ClickHouse HTTP URL of the tier store to read.")
 @click.option("--database", default="sovtel", show_default=True, help="Tier database holding the spans.")
 @click.option("--to-database", default="public", show_default=True,
               help="Database (same store) the released aggregates are written to, e.g. the public tier's.")
@@ -397,7 +397,6 @@ def release(
     store's budget policy puts in force; an exhausted budget refuses that tenant-window and records
     the refusal. Exit 1 if anything was refused.
     """
-    from app.store import StoreOptionError, store_from_options
     from processors.dp import check_epsilon
     from quality.windows import WindowError, parse_window
     from retention.dp_policy import ALL_TENANTS, BudgetPolicy
@@ -418,10 +417,7 @@ def release(
                                  release_name)
     except (ValueError, WindowError) as exc:
         _fail("privacy release", 2, str(exc))
-    try:
-        store = store_from_options(store_dir, url, user, password_env)
-    except StoreOptionError as exc:
-        _fail("privacy release", 2, exc.message)
+    store = _open_store("privacy release", store_dir, url, user, password_env)
     try:
         _lower_only("privacy release", per_window, BudgetPolicy(store, database).in_force(ALL_TENANTS).cap.per_window)
         outcome = release_spans(store, options)
@@ -438,10 +434,7 @@ def release(
 
 
 @privacy_group.command("set-budget")
-@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Embedded store dir.")
-@click.option("--url", help="ClickHouse HTTP URL of the tier store.")
-@click.option("--user", help="User name for --url.")
-@click.option("--password-env", help="Environment variable holding the password for --url.")
+@store_options("ClickHouse HTTP URL of the tier store.")
 @click.option("--database", default="sovtel", show_default=True, help="Tier database of the budget ledger.")
 @click.option("--aiact-database", default="aiact", show_default=True,
               help="AI-Act database (same store) whose ledger records the change.")
@@ -456,7 +449,6 @@ def set_budget(
 ) -> None:
     """Set the privacy-budget cap every release reads: lowering is always allowed; raising it (more
     epsilon, or a shorter window) needs --actor and --reason and is recorded in the AI-Act ledger first."""
-    from app.store import StoreOptionError, store_from_options
     from processors.dp import BudgetCap
     from retention.dp_policy import BudgetPolicy, BudgetPolicyError
     from retention.guard import PersonalDataError
@@ -466,10 +458,7 @@ def set_budget(
     for label, name in (("--database", database), ("--aiact-database", aiact_database)):
         if not name.isidentifier():
             _fail("privacy set-budget", 2, f"{label} {name!r} must be a plain identifier")
-    try:
-        store = store_from_options(store_dir, url, user, password_env)
-    except StoreOptionError as exc:
-        _fail("privacy set-budget", 2, exc.message)
+    store = _open_store("privacy set-budget", store_dir, url, user, password_env)
     try:
         policy = BudgetPolicy(store, database)
         current = policy.in_force(tenant).cap

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import click
@@ -73,16 +74,36 @@ def store_from_options(
         raise StoreOptionError(exc.format_message()) from exc
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(url_help: str, user_help: str = "User name for --url.") -> Callable[[F], F]:
+    """The ``--store``, ``--url``, ``--user`` and ``--password-env`` options (``store_from_options``'s
+    arguments, as ``store_dir``, ``url``, ``user`` and ``password_env``) of a command."""
+    options = [
+        click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Embedded store dir."),
+        click.option("--url", help=url_help),
+        click.option("--user", help=user_help),
+        click.option("--password-env", help="Environment variable holding the password for --url."),
+    ]
+
+    def apply(command: F) -> F:
+        for option in reversed(options):  # as if stacked in this order above the command
+            command = option(command)
+        return command
+
+    return apply
+
+
 @click.group("schema")
 def schema_group() -> None:
     """Create or upgrade the storage schema (tier tables and the AI-Act store)."""
 
 
 @schema_group.command("migrate")
-@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), help="Embedded store dir.")
-@click.option("--url", help="ClickHouse HTTP URL, e.g. https://admin@clickhouse.example:8443.")
-@click.option("--user", help="User name for --url (overrides one in the URL).")
-@click.option("--password-env", help="Environment variable holding the password for --url.")
+@store_options("ClickHouse HTTP URL, e.g. https://admin@clickhouse.example:8443.",
+               "User name for --url (overrides one in the URL).")
 @click.option("--database", default="sovtel", show_default=True, help="The tier database.")
 @click.option("--aiact-database", default="aiact", show_default=True, help="The AI-Act database.")
 @click.option("--personal-days", type=int, default=30, show_default=True, help="TTL of personal tables (30-90).")

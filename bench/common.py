@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -36,6 +38,18 @@ def rate(n: int, fn: Callable[[], Any], min_seconds: float = 1.0) -> float:
         fn()
         done += n
     return done / elapsed
+
+
+def write_generated(path: Path, begin: str, end: str, module: str, markdown: str) -> None:
+    """Replace the block of ``path`` between the markers ``begin`` and ``end`` with ``markdown``, noted as
+    written by ``python -m {module}``; a file without the block is a ValueError."""
+    text = path.read_text(encoding="utf-8")
+    note = f"<!-- written by `python -m {module}`; do not edit by hand -->"
+    block = f"{begin}\n{note}\n\n{markdown.strip()}\n\n{end}"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(text):
+        raise ValueError(f"{path} has no generated block ({begin} … {end})")
+    path.write_text(pattern.sub(lambda _m: block, text), encoding="utf-8")
 
 
 def machine() -> str:

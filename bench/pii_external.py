@@ -8,14 +8,13 @@ the Faker locales set, and our own labelled corpus (a regression set, for compar
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import Section, machine
+from bench.common import Section, machine, write_generated
 from evaluation import external
 from evaluation import pii as corpus
 from evaluation.external import faker_set, presidio_set
@@ -245,13 +244,7 @@ def run(update_docs: bool = True, seed: int = SEED) -> Section:
 
 def write_docs(section: Section, path: Path = DOCS) -> None:
     """Replace this benchmark's generated block of docs/privacy.md with this run's tables."""
-    text = path.read_text(encoding="utf-8")
-    note = "<!-- written by `python -m bench.pii_external`; do not edit by hand -->"
-    block = f"{BEGIN}\n{note}\n\n{section.markdown.strip()}\n\n{END}"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        raise ValueError(f"{path} has no generated block ({BEGIN} … {END})")
-    path.write_text(pattern.sub(lambda _m: block, text), encoding="utf-8")
+    write_generated(path, BEGIN, END, "bench.pii_external", section.markdown)
 
 
 if __name__ == "__main__":

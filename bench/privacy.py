@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from presidio_analyzer.nlp_engine import NlpEngineProvider
 from presidio_anonymizer import AnonymizerEngine
 
 from app.privacy import scrub_stream
-from bench.common import Section, machine, pin_to_one_core
+from bench.common import Section, machine, pin_to_one_core, write_generated
 from evaluation import pii as corpus
 from processors import pii
 from processors.recognizers.person_name import given_names, surnames
@@ -205,13 +204,7 @@ def run(samples: int = SAMPLES, seed: int = SEED, update_docs: bool = True) -> S
 
 def write_docs(section: Section, path: Path = DOCS) -> None:
     """Replace the generated block of docs/privacy.md with this run's section."""
-    text = path.read_text(encoding="utf-8")
-    note = "<!-- written by `python -m bench.privacy`; do not edit by hand -->"
-    block = f"{BEGIN}\n{note}\n\n{section.markdown.strip()}\n\n{END}"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        raise ValueError(f"{path} has no generated block ({BEGIN} … {END})")
-    path.write_text(pattern.sub(lambda _m: block, text), encoding="utf-8")
+    write_generated(path, BEGIN, END, "bench.privacy", section.markdown)
 
 
 if __name__ == "__main__":

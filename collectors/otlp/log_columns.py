@@ -9,8 +9,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from collectors import semconv
 from collectors.otlp import wire
@@ -31,17 +29,18 @@ from collectors.otlp.tables import (
     Report,
     Resources,
     Slice,
-    beyond_cap,
+    cap_fields,
     capped,
-    finish,
     hex_from_messages,
     hex_from_wire,
-    merge,
+    message_records,
     nanos,
     schema_table,
-    slices,
+    slice_fields,
+    sliced_records,
     spread,
     spread_ints,
+    tabled,
     timestamps,
     typed_columns,
     with_entry,
@@ -66,9 +65,7 @@ class Logs(Records):
 def log_slices(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS, slice_bytes: int | None = SLICE_BYTES
                ) -> Iterator[Logs]:
     """The columnar path for log records, slice by slice; raises ``wire.IrregularError`` as ``span_slices`` does."""
-    layout = wire.layout(payload, Resource, InstrumentationScope)
-    for part in slices(payload, layout, slice_bytes):
-        yield _logs_of(part, limits)
+    return sliced_records(payload, slice_bytes, lambda part: _logs_of(part, limits))
 
 
 def logs_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Logs:
@@ -80,16 +77,14 @@ def logs_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Log
 def log_table_from_wire(payload: bytes, limits: RecordLimits, now: int, clock: Clock | None = None,
                         slice_bytes: int | None = SLICE_BYTES) -> Decoded:
     """The request's log records decoded slice by slice and tabled (``log_table``) as one Decoded."""
-    return merge([finish(log_table(lg, now, clock), lg.report) for lg in log_slices(payload, limits, slice_bytes)])
+    return tabled(log_slices(payload, limits, slice_bytes), lambda lg: log_table(lg, now, clock))
 
 
 def _logs_of(part: Slice, limits: RecordLimits) -> Logs:
     """The columns of one slice's log records."""
     out = Logs(part.locator("resourceLogs", "scopeLogs", "logRecords"))
-    out.resources, out.per_resource = part.resources, part.per_resource
-    b = part.buffer
-    n = out.n = len(b.start)
-    f = wire.scan(b.array, b.start, b.end)
+    b, f = slice_fields(part, out)
+    n = out.n
     sel = f.singular(1, wire.WT_FIXED64)
     out.time = spread_ints(n, f.rec[sel], b.fixed64(f.start[sel]), np.uint64)
     sel = f.singular(11, wire.WT_FIXED64)
@@ -112,11 +107,7 @@ def _logs_of(part: Slice, limits: RecordLimits) -> Logs:
     out.body = wire.values(b, body_start, body_end)
     sel = f.where(6, wire.WT_LEN)
     counts = np.bincount(f.rec[sel], minlength=n).astype(np.int64)
-    over = beyond_cap(counts, limits.max_attributes_per_record)
-    if over is not None:
-        out.report.removed["attributes_over_limit"] += int(over.sum())
-        sel = sel[~over]
-        counts = np.minimum(counts, limits.max_attributes_per_record)
+    sel, counts = cap_fields(sel, counts, limits.max_attributes_per_record, out.report, "attributes_over_limit")
     out.attributes = wire.keyvalues(b, f.start[sel], f.end[sel], counts)
     sel = f.singular(12, wire.WT_LEN)
     out.event_name = spread(n, f.rec[sel], b.strings(f.start[sel], f.end[sel]))
@@ -138,24 +129,16 @@ def logs_from_messages(req: Any, limits: RecordLimits = DEFAULT_LIMITS, report: 
     trace_ids: list[bytes] = []
     span_ids: list[bytes] = []
     event_names: list[str] = []
-    for r, rl in enumerate(req.resource_logs):
-        out.resources.append(rl.resource.attributes)
-        count = 0
-        for s, sl in enumerate(rl.scope_logs):
-            out.locate.add(r, s, len(sl.log_records))
-            count += len(sl.log_records)
-            for rec in sl.log_records:
-                times.append(rec.time_unix_nano)
-                observed.append(rec.observed_time_unix_nano)
-                severities.append(rec.severity_number)
-                severity_texts.append(rec.severity_text)
-                bodies.append(rec.body)
-                groups.append(capped(rec.attributes, max_attributes, out.report, "attributes_over_limit"))
-                trace_ids.append(rec.trace_id)
-                span_ids.append(rec.span_id)
-                event_names.append(rec.event_name)
-        out.per_resource.append(count)
-        out.n += count
+    for rec in message_records(out, req.resource_logs, "scope_logs", "log_records"):
+        times.append(rec.time_unix_nano)
+        observed.append(rec.observed_time_unix_nano)
+        severities.append(rec.severity_number)
+        severity_texts.append(rec.severity_text)
+        bodies.append(rec.body)
+        groups.append(capped(rec.attributes, max_attributes, out.report, "attributes_over_limit"))
+        trace_ids.append(rec.trace_id)
+        span_ids.append(rec.span_id)
+        event_names.append(rec.event_name)
     out.time = nanos(times)
     out.observed = nanos(observed)
     out.severity = np.asarray(severities, np.int64)

@@ -8,8 +8,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from collectors import semconv
@@ -24,19 +22,20 @@ from collectors.otlp.tables import (
     Report,
     Resources,
     Slice,
-    beyond_cap,
+    cap_fields,
     capped,
     enum_names,
-    finish,
     hex_from_messages,
     hex_from_wire,
-    merge,
+    message_records,
     nanos,
     replace_times,
     schema_table,
-    slices,
+    slice_fields,
+    sliced_records,
     spread,
     spread_ints,
+    tabled,
     timestamps,
     typed_columns,
     with_entry,
@@ -73,9 +72,7 @@ def span_slices(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS, slice_byt
     does not take, or a request protobuf would reject. Spans whose ids have a wrong length are
     rejected in the report; attributes and events beyond the limits are dropped and counted.
     """
-    layout = wire.layout(payload, Resource, InstrumentationScope)
-    for part in slices(payload, layout, slice_bytes):
-        yield _spans_of(part, limits)
+    return sliced_records(payload, slice_bytes, lambda part: _spans_of(part, limits))
 
 
 def spans_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Spans:
@@ -87,16 +84,14 @@ def spans_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS) -> Sp
 def span_table_from_wire(payload: bytes, limits: RecordLimits = DEFAULT_LIMITS, clock: Clock | None = None,
                          slice_bytes: int | None = SLICE_BYTES) -> Decoded:
     """The request's spans decoded slice by slice (``span_slices``) and tabled (``span_table``) as one Decoded."""
-    return merge([finish(span_table(sp, limits, clock), sp.report) for sp in span_slices(payload, limits, slice_bytes)])
+    return tabled(span_slices(payload, limits, slice_bytes), lambda sp: span_table(sp, limits, clock))
 
 
 def _spans_of(part: Slice, limits: RecordLimits) -> Spans:
     """The columns of one slice's spans."""
     out = Spans(part.locator("resourceSpans", "scopeSpans", "spans"))
-    out.resources, out.per_resource = part.resources, part.per_resource
-    b = part.buffer
-    n = out.n = len(b.start)
-    f = wire.scan(b.array, b.start, b.end)
+    b, f = slice_fields(part, out)
+    n = out.n
     sel = f.singular(5, wire.WT_LEN)
     out.name = spread(n, f.rec[sel], b.strings(f.start[sel], f.end[sel]))
     sel = f.singular(6, wire.WT_VARINT)
@@ -114,12 +109,12 @@ def _spans_of(part: Slice, limits: RecordLimits) -> Spans:
     out.status_message = spread(n, status_rows[st.rec[msg]], b.strings(st.start[msg], st.end[msg]))
     sel = f.where(9, wire.WT_LEN)
     counts = np.bincount(f.rec[sel], minlength=n).astype(np.int64)
-    sel, counts = _cap(sel, counts, limits.max_attributes_per_record, out.report, "attributes_over_limit")
+    sel, counts = cap_fields(sel, counts, limits.max_attributes_per_record, out.report, "attributes_over_limit")
     out.attributes = wire.keyvalues(b, f.start[sel], f.end[sel], counts)
     sel = f.where(11, wire.WT_LEN)
     # Every event is checked (as protobuf would), in one parse; only those within the cap are kept.
     events = _repeated(b, f, sel).events
-    kept, _counts = _cap(
+    kept, _counts = cap_fields(
         np.arange(len(sel), dtype=np.int64),
         np.bincount(f.rec[sel], minlength=n).astype(np.int64),
         limits.max_events_per_span,
@@ -136,15 +131,6 @@ def _spans_of(part: Slice, limits: RecordLimits) -> Spans:
     out.span_id = hex_from_wire(b, f, 2, n, width=8, optional=False, field="spanId", records=out)
     out.parent_span_id = hex_from_wire(b, f, 4, n, width=8, optional=True, field="parentSpanId", records=out)
     return out
-
-
-def _cap(sel: IntArray, counts: IntArray, cap: int, report: Report, reason: str) -> tuple[IntArray, IntArray]:
-    """``sel`` (fields grouped by record, ``counts`` per record) without those beyond ``cap`` per record."""
-    over = beyond_cap(counts, cap)
-    if over is None:
-        return sel, counts
-    report.removed[reason] += int(over.sum())
-    return sel[~over], np.minimum(counts, cap)
 
 
 def _varint_size(n: IntArray) -> IntArray:
@@ -185,36 +171,26 @@ def spans_from_messages(req: Any, limits: RecordLimits = DEFAULT_LIMITS, report:
     groups: list[Any] = []
     events: list[Any] = []
     event_spans: list[int] = []
-    i = 0
-    for r, rs in enumerate(req.resource_spans):
-        out.resources.append(rs.resource.attributes)
-        count = 0
-        for s, ss in enumerate(rs.scope_spans):
-            out.locate.add(r, s, len(ss.spans))
-            count += len(ss.spans)
-            for sp in ss.spans:
-                trace_ids.append(sp.trace_id)
-                span_ids.append(sp.span_id)
-                parent_ids.append(sp.parent_span_id)
-                names.append(sp.name)
-                kinds.append(sp.kind)
-                starts.append(sp.start_time_unix_nano)
-                ends.append(sp.end_time_unix_nano)
-                codes.append(sp.status.code)
-                messages.append(sp.status.message)
-                attributes, span_events = sp.attributes, sp.events
-                # The length checks inline: this loop runs once per span on the exact path.
-                if len(attributes) > max_attributes:
-                    attributes = capped(attributes, max_attributes, out.report, "attributes_over_limit")
-                groups.append(attributes)
-                if span_events:
-                    if len(span_events) > max_events:
-                        span_events = capped(span_events, max_events, out.report, "events_over_limit")
-                    events.extend(span_events)
-                    event_spans.extend([i] * len(span_events))
-                i += 1
-        out.per_resource.append(count)
-    out.n = i
+    for i, sp in enumerate(message_records(out, req.resource_spans, "scope_spans", "spans")):
+        trace_ids.append(sp.trace_id)
+        span_ids.append(sp.span_id)
+        parent_ids.append(sp.parent_span_id)
+        names.append(sp.name)
+        kinds.append(sp.kind)
+        starts.append(sp.start_time_unix_nano)
+        ends.append(sp.end_time_unix_nano)
+        codes.append(sp.status.code)
+        messages.append(sp.status.message)
+        attributes, span_events = sp.attributes, sp.events
+        # The length checks inline: this loop runs once per span on the exact path.
+        if len(attributes) > max_attributes:
+            attributes = capped(attributes, max_attributes, out.report, "attributes_over_limit")
+        groups.append(attributes)
+        if span_events:
+            if len(span_events) > max_events:
+                span_events = capped(span_events, max_events, out.report, "events_over_limit")
+            events.extend(span_events)
+            event_spans.extend([i] * len(span_events))
     out.trace_id = hex_from_messages(trace_ids, width=16, optional=False, field="traceId", records=out)
     out.span_id = hex_from_messages(span_ids, width=8, optional=False, field="spanId", records=out)
     out.parent_span_id = hex_from_messages(parent_ids, width=8, optional=True, field="parentSpanId", records=out)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from collectors import semconv
 from collectors.otlp import wire
@@ -39,6 +40,8 @@ _RESOURCE_COLUMNS = ("service_name", "node", "tenant_id", "tier")
 
 # Reasons (with their records' places) an answer quotes; the count always covers every record.
 MAX_REASONS = 5
+
+R = TypeVar("R", bound="Records")
 
 
 class DecodeError(ValueError):
@@ -188,6 +191,30 @@ def slices(payload: bytes, layout: wire.Layout, slice_bytes: int | None = SLICE_
         i = j
         if i >= n:
             return
+
+
+def sliced_records(
+    payload: bytes, slice_bytes: int | None, records_of: Callable[[Slice], R]
+) -> Iterator[R]:
+    """The columnar path of a signal: one shallow parse of the request, then ``records_of`` each of its
+    ``slices`` in turn (lazily, so each slice's temporaries are gone before the next)."""
+    layout = wire.layout(payload, Resource, InstrumentationScope)
+    for part in slices(payload, layout, slice_bytes):
+        yield records_of(part)
+
+
+def tabled(parts: Iterable[R], table_of: Callable[[R], pa.Table]) -> Decoded:
+    """Each part's table (``table_of``) without its rejected rows, merged as one request's Decoded."""
+    return merge([finish(table_of(p), p.report) for p in parts])
+
+
+def slice_fields(part: Slice, records: Records) -> tuple[wire.Buffer, wire.Fields]:
+    """Give ``records`` the slice's resources and record count; return the slice's buffer and the
+    top-level fields of its records."""
+    records.resources, records.per_resource = part.resources, part.per_resource
+    b = part.buffer
+    records.n = len(b.start)
+    return b, wire.scan(b.array, b.start, b.end)
 
 
 class Locator:
@@ -383,6 +410,21 @@ class Records:
         self.n = 0
 
 
+def message_records(out: Records, blocks: Iterable[Any], scopes: str, records: str) -> Iterator[Any]:
+    """The exact path's walk: each record message of a parsed request's resource ``blocks`` (their
+    ``scopes`` field, and those scopes' ``records`` field) in order, while ``out`` gets each resource's
+    attributes, record count and places (once the walk is done, ``out.n`` counts them all)."""
+    for r, block in enumerate(blocks):
+        out.resources.append(block.resource.attributes)
+        count = 0
+        for s, scope in enumerate(getattr(block, scopes)):
+            items = getattr(scope, records)
+            out.locate.add(r, s, len(items))
+            count += len(items)
+            yield from items
+        out.per_resource.append(count)
+        out.n += count
+
 def beyond_cap(counts: IntArray, cap: int) -> BoolArray | None:
     """For elements grouped by owner in order (``counts[i]`` for owner i): which lie beyond the first ``cap``
     of their owner; None if no owner has more than ``cap``."""
@@ -391,6 +433,16 @@ def beyond_cap(counts: IntArray, cap: int) -> BoolArray | None:
     starts = np.cumsum(counts) - counts
     rank = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
     return rank >= cap
+
+
+def cap_fields(sel: IntArray, counts: IntArray, cap: int, report: Report, reason: str) -> tuple[IntArray, IntArray]:
+    """``sel`` (fields grouped by record, ``counts`` per record) without those beyond ``cap`` per record,
+    the ones left out counted as removed for ``reason``."""
+    over = beyond_cap(counts, cap)
+    if over is None:
+        return sel, counts
+    report.removed[reason] += int(over.sum())
+    return sel[~over], np.minimum(counts, cap)
 
 
 def capped(items: Sequence[Any], cap: int, report: Report, reason: str) -> Sequence[Any]:

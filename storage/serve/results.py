@@ -140,39 +140,46 @@ def send_result(
         headers["X-ClickHouse-Format"] = fmt
         headers["Content-Type"] = content_type(fmt)
     streamable = fmt in STREAMABLE_FORMATS or fmt == ARROW_STREAM
+    answer = _Answer(connection, text, options, counters, headers, reply, started)
     if statement.streams_rows and streamable and not options.wait_end_of_query:
-        _stream(connection, text, fmt, options, counters, headers, reply, started)
+        _stream(answer, fmt)
         return
-    fmt = fmt if statement.has_result else DEFAULT_FORMAT
-    _select_whole(connection, text, fmt, options, counters, headers, reply, started)
+    _select_whole(answer, fmt if statement.has_result else DEFAULT_FORMAT)
 
 
-def _stream(
-    connection: Connection,
-    text: bytes,
-    fmt: str,
-    options: Options,
-    counters: Counters,
-    headers: dict[str, str],
-    reply: Reply,
-    started: float,
-) -> None:
+@dataclass
+class _Answer:
+    """What answering one statement needs, whole or streamed."""
+
+    connection: Connection
+    text: bytes
+    options: Options
+    counters: Counters
+    headers: dict[str, str]
+    reply: Reply
+    started: float
+
+    def summarise(self) -> None:
+        """Put the ``X-ClickHouse-Summary`` header, as the counters stand now, into the headers."""
+        self.headers["X-ClickHouse-Summary"] = self.counters.summary(time.perf_counter() - self.started)
+
+
+def _stream(answer: _Answer, fmt: str) -> None:
     """Send a SELECT's result block by block as the engine produces it.
 
     The first ``options.buffer_bytes`` of output are held back: a result that fits is sent whole (with
     its final summary), and a query that fails before the buffer fills gets an error status. Only a
     failure after that ends a 200 body with ClickHouse's tagged exception block.
     """
-    blocks = connection.stream(text, fmt, options.params)
+    options, counters, headers, reply = answer.options, answer.counters, answer.headers, answer.reply
+    blocks = answer.connection.stream(answer.text, fmt, options.params)
     splice = _ArrowSplice() if fmt == ARROW_STREAM else None
     held: list[Any] = []  # the engine's chunks, kept alive while views of them wait in ``pending``
     pending: list[memoryview | bytes] = []
     size = 0
     for chunk in blocks:
         held.append(chunk)
-        _count(counters, chunk)
-        payload = chunk.get_memview().view()
-        for piece in (splice.add(payload) if splice is not None else (payload,)):
+        for piece in _pieces(counters, chunk, splice):
             pending.append(piece)
             size += len(piece)
         if size > options.buffer_bytes:
@@ -180,17 +187,17 @@ def _stream(
     else:
         if not held and fmt == ARROW_STREAM:
             # An empty result still needs its schema, which only a whole run writes: run it again.
-            _select_whole(connection, text, fmt, options, counters, headers, reply, started)
+            _select_whole(answer, fmt)
             return
         if splice is not None:
             pending.append(splice.end())
             size += len(_IPC_END)
         counters.result_bytes = size
-        headers["X-ClickHouse-Summary"] = counters.summary(time.perf_counter() - started)
+        answer.summarise()
         body = b"".join(pending)
         reply.send(headers, body, coding=options.coding if body else None, zlib_level=options.zlib_level)
         return
-    headers["X-ClickHouse-Summary"] = counters.summary(time.perf_counter() - started)
+    answer.summarise()
     headers["X-ClickHouse-Exception-Tag"] = uuid.uuid4().hex
     reply.begin(headers, coding=options.coding, zlib_level=options.zlib_level)
     for piece in pending:
@@ -199,9 +206,7 @@ def _stream(
     pending.clear()
     held.clear()
     for chunk in blocks:
-        _count(counters, chunk)
-        payload = chunk.get_memview().view()
-        for piece in (splice.add(payload) if splice is not None else (payload,)):
+        for piece in _pieces(counters, chunk, splice):
             counters.result_bytes += len(piece)
             reply.write(piece)
     if splice is not None:
@@ -210,24 +215,24 @@ def _stream(
     reply.end()
 
 
-def _select_whole(
-    connection: Connection,
-    text: bytes,
-    fmt: str,
-    options: Options,
-    counters: Counters,
-    headers: dict[str, str],
-    reply: Reply,
-    started: float,
-) -> None:
+def _pieces(counters: Counters, chunk: Any, splice: _ArrowSplice | None) -> tuple[memoryview | bytes, ...]:
+    """The engine's ``chunk`` counted, as the pieces of output it adds (spliced for ArrowStream)."""
+    _count(counters, chunk)
+    payload = chunk.get_memview().view()
+    return splice.add(payload) if splice is not None else (payload,)
+
+
+def _select_whole(answer: _Answer, fmt: str) -> None:
     """Run the statement to completion, then answer: the status and the summary are final."""
-    result = connection.query(text, fmt, options.params)
+    options, counters = answer.options, answer.counters
+    result = answer.connection.query(answer.text, fmt, options.params)
     _count(counters, result)
     counters.written_rows, counters.written_bytes = int(result.rows_written()), int(result.bytes_written())
     payload: bytes | memoryview = result.get_memview().view() if result.size() else b""
     counters.result_bytes = len(payload)
-    headers["X-ClickHouse-Summary"] = counters.summary(time.perf_counter() - started)
-    reply.send(headers, payload, coding=options.coding if payload else None, zlib_level=options.zlib_level)
+    answer.summarise()
+    answer.reply.send(answer.headers, payload, coding=options.coding if payload else None,
+                      zlib_level=options.zlib_level)
 
 
 def _count(counters: Counters, result: Any) -> None:

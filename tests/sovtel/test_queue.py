@@ -3,14 +3,11 @@ reserve on a full disk, resume and exclusivity."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,7 @@ from sovtel.queue import (
 )
 from sovtel.records import Batch, Signal, table_from_columns
 from sovtel.telemetry import Telemetry
+from tests.disks import fill_disk, small_filesystem
 from tests.waiting import wait_until
 
 
@@ -267,31 +265,6 @@ class TestDurableQueuedExporter:
         assert q.flush(10)
         q.shutdown()
         assert sum(b.rows for b in exp.batches) == accepted
-
-
-@contextlib.contextmanager
-def small_filesystem(directory: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted on ``directory`` for the duration; skips the test if mounting is not permitted."""
-    directory.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a {size} tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], capture_output=True, check=False)
-
-
-def fill_disk(path: Path) -> None:
-    """Write ``path`` until its filesystem is full (ENOSPC), page by page so no byte is left."""
-    with path.open("wb", buffering=0) as f:
-        for chunk in (1 << 20, 4096):
-            try:
-                while True:
-                    f.write(b"\0" * chunk)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
 
 
 def wide_spans(n: int, start: int = 0) -> Batch:

@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 
 from collectors.otlp_client import span_request, trace_id_of
-from sovtel.config import parse_config
 from sovtel.pipeline import Service
-from storage.backend import open_store
+from tests.e2e.adversarial.helpers import running, stored_counts
 
 CLIENTS = 1000
 RUN = 0xC0C0
@@ -54,12 +53,8 @@ def config(dsn: str, db: str, data_dir: Path) -> dict[str, Any]:
 @pytest.fixture
 def collector(chdb_dsn: str, unique_db: str, tmp_path: Path) -> Iterator[tuple[Service, int]]:
     """A running collector and its OTLP/HTTP port."""
-    svc = Service(parse_config(config(chdb_dsn, unique_db, tmp_path)))
-    svc.start()
-    try:
-        yield svc, svc.receivers["otlp"].http_port  # type: ignore[attr-defined]
-    finally:
-        svc.shutdown()
+    with running(config(chdb_dsn, unique_db, tmp_path)) as started:
+        yield started
 
 
 async def one_client(port: int, number: int, all_open: asyncio.Event, opened: list[int]) -> tuple[int, str | None]:
@@ -131,15 +126,6 @@ def test_a_thousand_concurrent_clients_are_all_answered_and_nothing_acknowledged
 
     assert svc.flush(60)
     acked = {trace_id_of(RUN, 2 * i + k) for i, (status, _) in enumerate(answers) if status == 200 for k in (0, 1)}
-    store = open_store({"dsn": chdb_dsn})
-    try:
-        stored = Counter(
-            {
-                str(t): int(c)
-                for t, c in store.query_rows(f"SELECT trace_id, count() FROM {unique_db}.spans GROUP BY trace_id")
-            }
-        )
-    finally:
-        store.close()
+    stored = stored_counts(chdb_dsn, unique_db)
     assert set(stored) == acked  # every acknowledged span, and nothing of a refused request
     assert max(stored.values()) == 1

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,48 +23,12 @@ from typing import Any
 import pytest
 
 from collectors.otlp_client import AckingClient, trace_id_of
-from sovtel.component import ExportResult
-from sovtel.config import parse_config
 from sovtel.pipeline import Service
 from sovtel.queue import queued_rows
-from sovtel.records import Batch
-from storage.backend import open_store
+from tests.e2e.adversarial.helpers import Outage, running, stored_counts
 from tests.waiting import wait_until
 
 RESOURCE = {"service.name": "chat-api", "sovtel.tier": "local"}
-
-
-class Outage:
-    """Wraps an exporter; while ``down`` is set, exports fail as RETRYABLE (the first one after inserting)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.down = threading.Event()
-        self.failed = 0
-        self.ambiguous = 0
-        self._inserted_this_outage = False
-
-    def start(self) -> None:
-        self.inner.start()
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def fail(self) -> None:
-        self._inserted_this_outage = False
-        self.down.set()
-
-    def export(self, batch: Batch) -> ExportResult:
-        if self.down.is_set():
-            self.failed += 1
-            if not self._inserted_this_outage:
-                # The insert lands but the answer is lost: the queue must replay it harmlessly.
-                self._inserted_this_outage = True
-                if self.inner.export(batch) is ExportResult.SUCCESS:
-                    self.ambiguous += 1
-            return ExportResult.RETRYABLE
-        result: ExportResult = self.inner.export(batch)
-        return result
 
 
 def service_config(dsn: str, db: str, data_dir: Path, max_queue_bytes: int) -> dict[str, Any]:
@@ -86,25 +49,14 @@ def outage_service(chdb_dsn: str, unique_db: str, tmp_path: Path, request: pytes
                    ) -> Iterator[tuple[Service, Outage]]:
     """A running collector whose sink can be taken down; ``max_queue_bytes`` comes from the test's param."""
     budget = getattr(request, "param", 256 * 1024 * 1024)
-    svc = Service(parse_config(service_config(chdb_dsn, unique_db, tmp_path, budget)))
-    svc.start()
-    queue = svc.exporters["clickhouse"]
-    outage = Outage(queue.exporter)
-    queue.exporter = outage
-    try:
-        yield svc, outage
-    finally:
-        outage.down.clear()
-        svc.shutdown()
-
-
-def stored_counts(dsn: str, db: str) -> Counter[str]:
-    store = open_store({"dsn": dsn})
-    try:
-        return Counter({str(t): int(c) for t, c in store.query_rows(
-            f"SELECT trace_id, count() FROM {db}.spans GROUP BY trace_id")})
-    finally:
-        store.close()
+    with running(service_config(chdb_dsn, unique_db, tmp_path, budget)) as (svc, _port):
+        queue = svc.exporters["clickhouse"]
+        outage = Outage(queue.exporter)
+        queue.exporter = outage
+        try:
+            yield svc, outage
+        finally:
+            outage.down.clear()
 
 
 def test_store_outage_under_steady_load_loses_and_duplicates_nothing(

@@ -11,26 +11,16 @@ replay must be deduplicated); the engine, the queue and the filesystem are real.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import http.client
-import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from collectors.otlp_client import span_request, trace_id_of
-from sovtel.component import ExportResult
-from sovtel.config import parse_config
-from sovtel.pipeline import Service
 from sovtel.queue import disk_free, queue_file, queued_rows
-from sovtel.records import Batch
-from storage.backend import open_store
+from tests.disks import fill_disk, small_filesystem
+from tests.e2e.adversarial.helpers import Outage, running, stored_counts
 from tests.waiting import wait_until
 
 RUN = 0xD15C
@@ -39,47 +29,6 @@ SPANS_PER_REQUEST = 500
 CLIENTS = 4
 REFUSALS_WANTED = 12
 DRAIN_DEADLINE_S = 45.0
-
-
-@contextlib.contextmanager
-def small_filesystem(directory: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted on ``directory``; skips the test when mounting is not permitted."""
-    directory.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"full-disk scenario needs to mount a {size} tmpfs (root or CAP_SYS_ADMIN): "
-                    f"{mounted.stderr.strip() or mounted.returncode}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], capture_output=True, check=False)
-
-
-class Outage:
-    """Wraps an exporter; while ``down`` is set exports fail as RETRYABLE, the first one after really inserting."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.down = threading.Event()
-        self.failed = 0
-        self._landed = False
-
-    def start(self) -> None:
-        self.inner.start()
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def export(self, batch: Batch) -> ExportResult:
-        if self.down.is_set():
-            self.failed += 1
-            if not self._landed:  # the insert lands but its answer is lost
-                self._landed = True
-                self.inner.export(batch)
-            return ExportResult.RETRYABLE
-        result: ExportResult = self.inner.export(batch)
-        return result
 
 
 class Clients:
@@ -127,34 +76,11 @@ class Clients:
             conn.close()
 
 
-def fill(path: Path) -> int:
-    """Write ``path`` until its filesystem has no byte left; returns the bytes written."""
-    written = 0
-    with path.open("wb", buffering=0) as f:
-        for chunk in (1 << 20, 4096):
-            try:
-                while True:
-                    written += f.write(b"\0" * chunk)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    return written
-
-
-def stored_counts(dsn: str, db: str) -> Counter[str]:
-    store = open_store({"dsn": dsn})
-    try:
-        return Counter({str(t): int(c) for t, c in store.query_rows(
-            f"SELECT trace_id, count() FROM {db}.spans GROUP BY trace_id")})
-    finally:
-        store.close()
-
-
 def test_full_disk_answers_retryable_keeps_deleting_and_loses_nothing(
     chdb_dsn: str, unique_db: str, tmp_path: Path
 ) -> None:
     """On a full 20 MB queue filesystem: only 200 or 429/503 + Retry-After, a bounded drain, every span stored once."""
-    with small_filesystem(tmp_path / "queue", "20m") as queue_dir:
-        svc = Service(parse_config({
+    with small_filesystem(tmp_path / "queue", "20m") as queue_dir, running({
             "receivers": {"otlp": {"protocols": {"grpc": {"enabled": False},
                                                  "http": {"endpoint": "127.0.0.1:0"}}}},
             "processors": {"minimise": {}},
@@ -165,59 +91,55 @@ def test_full_disk_answers_retryable_keeps_deleting_and_loses_nothing(
             "service": {"data_dir": str(tmp_path), "telemetry": {"metrics": {"enabled": False}},
                         "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["minimise"],
                                                  "exporters": ["clickhouse"]}}},
-        }))
-        svc.start()
-        try:
-            queue = svc.exporters["clickhouse"]
-            outage = Outage(queue.exporter)
-            queue.exporter = outage
-            outage.down.set()
-            clients = Clients(svc.receivers["otlp"].http_port)  # type: ignore[attr-defined]
-            deadline = time.monotonic() + 40
-            threads = [threading.Thread(target=clients.until_refused, args=(deadline,)) for _ in range(CLIENTS)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
-            free_at_refusal = disk_free(queue_dir)
-            acked_in_outage = len(clients.acked)
-            assert len(clients.refused) >= REFUSALS_WANTED, f"no refusals before the deadline: {clients.answers}"
-            assert outage.failed > 0 and acked_in_outage > 0
+        }) as (svc, port):
+        queue = svc.exporters["clickhouse"]
+        outage = Outage(queue.exporter)
+        queue.exporter = outage
+        outage.down.set()
+        clients = Clients(port)
+        deadline = time.monotonic() + 40
+        threads = [threading.Thread(target=clients.until_refused, args=(deadline,)) for _ in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        free_at_refusal = disk_free(queue_dir)
+        acked_in_outage = len(clients.acked)
+        assert len(clients.refused) >= REFUSALS_WANTED, f"no refusals before the deadline: {clients.answers}"
+        assert outage.failed > 0 and acked_in_outage > 0
 
-            # Another writer takes what the watermark left: the queue must still delete on a full disk.
-            ballast = fill(queue_dir / "ballast")
-            conn = http.client.HTTPConnection("127.0.0.1", clients.port, timeout=30)
-            for _ in range(3):  # the full disk answers retryable too
-                clients.send(conn, range(clients.next, clients.next + SPANS_PER_REQUEST))
-                clients.next += SPANS_PER_REQUEST
-            held = queue.queued_rows
-            assert held >= acked_in_outage
+        # Another writer takes what the watermark left: the queue must still delete on a full disk.
+        ballast = fill_disk(queue_dir / "ballast")
+        conn = http.client.HTTPConnection("127.0.0.1", clients.port, timeout=30)
+        for _ in range(3):  # the full disk answers retryable too
+            clients.send(conn, range(clients.next, clients.next + SPANS_PER_REQUEST))
+            clients.next += SPANS_PER_REQUEST
+        held = queue.queued_rows
+        assert held >= acked_in_outage
 
-            returned = time.monotonic()
-            outage.down.clear()
-            path = queue_file(queue_dir, "clickhouse")
-            assert wait_until(lambda: queued_rows(path) == 0, timeout=DRAIN_DEADLINE_S), "queue did not drain"
-            drained_s = time.monotonic() - returned
+        returned = time.monotonic()
+        outage.down.clear()
+        path = queue_file(queue_dir, "clickhouse")
+        assert wait_until(lambda: queued_rows(path) == 0, timeout=DRAIN_DEADLINE_S), "queue did not drain"
+        drained_s = time.monotonic() - returned
 
-            (queue_dir / "ballast").unlink()
-            retries = list(clients.refused)
-            clients.refused.clear()
-            for numbers in retries:  # a well-behaved client re-sends what was refused
-                assert wait_until(lambda n=numbers: clients.send(conn, n) == 200, timeout=30, interval=0.5)
-            conn.close()
-            assert svc.flush(60)
+        (queue_dir / "ballast").unlink()
+        retries = list(clients.refused)
+        clients.refused.clear()
+        for numbers in retries:  # a well-behaved client re-sends what was refused
+            assert wait_until(lambda n=numbers: clients.send(conn, n) == 200, timeout=30, interval=0.5)
+        conn.close()
+        assert svc.flush(60)
 
-            stored = stored_counts(chdb_dsn, unique_db)
-            acked = {trace_id_of(RUN, n) for n in clients.acked}
-            print(f"\nfull disk: answers {dict(clients.answers)}, acked {len(acked)} spans "
-                  f"({acked_in_outage} while the store was down, {held} rows queued at the peak), "
-                  f"{free_at_refusal} bytes free at the first refusals, ballast {ballast} bytes, "
-                  f"drained {drained_s:.1f} s after the store returned, stored {sum(stored.values())}, "
-                  f"{getattr(queue.buffer, 'commits', '?')} queue commits")
-            statuses = {status for status, _ in clients.answers}
-            assert statuses <= {200, 429, 503}, f"answers other than 200/429/503: {clients.answers}"
-            assert all(retry for (status, retry) in clients.answers if status != 200), "a refusal lacked Retry-After"
-            assert set(stored) == acked
-            assert max(stored.values()) == 1
-        finally:
-            svc.shutdown()
+        stored = stored_counts(chdb_dsn, unique_db)
+        acked = {trace_id_of(RUN, n) for n in clients.acked}
+        print(f"\nfull disk: answers {dict(clients.answers)}, acked {len(acked)} spans "
+              f"({acked_in_outage} while the store was down, {held} rows queued at the peak), "
+              f"{free_at_refusal} bytes free at the first refusals, ballast {ballast} bytes, "
+              f"drained {drained_s:.1f} s after the store returned, stored {sum(stored.values())}, "
+              f"{getattr(queue.buffer, 'commits', '?')} queue commits")
+        statuses = {status for status, _ in clients.answers}
+        assert statuses <= {200, 429, 503}, f"answers other than 200/429/503: {clients.answers}"
+        assert all(retry for (status, retry) in clients.answers if status != 200), "a refusal lacked Retry-After"
+        assert set(stored) == acked
+        assert max(stored.values()) == 1

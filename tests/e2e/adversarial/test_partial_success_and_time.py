@@ -31,10 +31,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from sovtel.config import parse_config
 from sovtel.pipeline import Service
 from storage.backend import open_store
 from tests.collectors.otlp.builders import add_attributes, otlp_json
+from tests.e2e.adversarial.helpers import running
 
 RESOURCE = {"service.name": "chat-api", "sovtel.tier": "local"}
 DAY_NS = 86_400 * 10**9
@@ -47,21 +47,17 @@ TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 @pytest.fixture
 def collector(chdb_dsn: str, unique_db: str) -> Iterator[Service]:
     """OTLP (gRPC + HTTP) → minimise → clickhouse with a 30-day personal retention, on 127.0.0.1."""
-    svc = Service(parse_config({
-        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"},
-                                             "http": {"endpoint": "127.0.0.1:0"}}}},
-        "processors": {"minimise": {}},
-        "exporters": {"clickhouse": {"dsn": chdb_dsn, "database": unique_db, "aiact_database": f"{unique_db}_aiact",
-                                     "retention": {"personal_days": 30}, "queue": {"max_delay_s": 0.05}}},
-        "service": {"telemetry": {"metrics": {"enabled": False}},
-                    "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["minimise"],
-                                             "exporters": ["clickhouse"]}}},
-    }))
-    svc.start()
-    try:
+    with running({
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"},
+                                                 "http": {"endpoint": "127.0.0.1:0"}}}},
+            "processors": {"minimise": {}},
+            "exporters": {"clickhouse": {"dsn": chdb_dsn, "database": unique_db, "aiact_database": f"{unique_db}_aiact",
+                                         "retention": {"personal_days": 30}, "queue": {"max_delay_s": 0.05}}},
+            "service": {"telemetry": {"metrics": {"enabled": False}},
+                        "pipelines": {"traces": {"receivers": ["otlp"], "processors": ["minimise"],
+                                                 "exporters": ["clickhouse"]}}},
+    }) as (svc, _port):
         yield svc
-    finally:
-        svc.shutdown()
 
 
 def stored_spans(dsn: str, db: str, *, apply_ttl: bool = False) -> dict[str, tuple[int, str]]:

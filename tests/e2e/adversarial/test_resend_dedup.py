@@ -23,9 +23,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collectors.otlp_client import span_request, trace_id_of
-from sovtel.config import parse_config
 from sovtel.pipeline import Service
 from storage.backend import open_store
+from tests.e2e.adversarial.helpers import running
 from tests.waiting import wait_until
 
 RESOURCE = {"service.name": "chat-api", "sovtel.tier": "local"}
@@ -50,12 +50,8 @@ def config(dsn: str, db: str, data_dir: Path) -> dict[str, Any]:
 @pytest.fixture
 def collector(chdb_dsn: str, unique_db: str, tmp_path: Path) -> Iterator[tuple[Service, int]]:
     """A running collector and its OTLP/HTTP port."""
-    svc = Service(parse_config(config(chdb_dsn, unique_db, tmp_path)))
-    svc.start()
-    try:
-        yield svc, svc.receivers["otlp"].http_port  # type: ignore[attr-defined]
-    finally:
-        svc.shutdown()
+    with running(config(chdb_dsn, unique_db, tmp_path)) as started:
+        yield started
 
 
 def post(port: int, body: bytes) -> tuple[int, bytes]:
